@@ -1,0 +1,91 @@
+/**
+ * The one error vocabulary every provider speaks. Providers translate whatever their backend
+ * says into these classes; the server maps each class to an HTTP status (src/server/errors.ts)
+ * and the cache decides from `transient` whether a stale value may still be served.
+ *
+ * Messages are written by us, never copied from upstream: an AWS message can name ARNs, account
+ * ids and roles that the caller did not send. The upstream error travels as `cause`, for logs.
+ */
+
+export interface ProviderErrorOptions {
+  /** AWS-style code sent to the client as `__type`; defaults per class. */
+  code?: string
+  cause?: unknown
+}
+
+export abstract class ProviderError extends Error {
+  /** AWS-style error code, sent to clients as `__type`. */
+  readonly code: string
+  /**
+   * True for failures that say nothing about the value itself (throttling, 5xx, network,
+   * timeouts): a cached value may be served stale through them. False for authoritative
+   * answers (not found, access denied), which must stop a value being served.
+   */
+  abstract readonly transient: boolean
+
+  constructor (message: string, defaultCode: string, options: ProviderErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    this.code = options.code ?? defaultCode
+  }
+}
+
+/** The secret, version, parameter, label or key does not exist. */
+export class NotFoundError extends ProviderError {
+  override readonly name = 'NotFoundError'
+  readonly transient = false
+  constructor (message = 'The requested resource was not found.', options?: ProviderErrorOptions) {
+    super(message, 'ResourceNotFoundException', options)
+  }
+}
+
+/** The caller's credentials may not read this, or the KMS key is disabled or refuses use. */
+export class AccessDeniedError extends ProviderError {
+  override readonly name = 'AccessDeniedError'
+  readonly transient = false
+  constructor (message = 'Access to the requested resource is denied.', options?: ProviderErrorOptions) {
+    super(message, 'AccessDeniedException', options)
+  }
+}
+
+/** The request itself is wrong (AWS validation errors, a malformed ciphertext, a bad path). */
+export class InvalidRequestError extends ProviderError {
+  override readonly name = 'InvalidRequestError'
+  readonly transient = false
+  constructor (message: string, options?: ProviderErrorOptions) {
+    super(message, 'ValidationException', options)
+  }
+}
+
+/** Upstream throttled the call. */
+export class ThrottledError extends ProviderError {
+  override readonly name = 'ThrottledError'
+  readonly transient = true
+  /** Seconds after which a retry may succeed, when upstream said so. */
+  readonly retryAfterSeconds: number
+  constructor (message = 'The upstream service throttled the request.', options?: ProviderErrorOptions & { retryAfterSeconds?: number }) {
+    super(message, 'ThrottlingException', options)
+    this.retryAfterSeconds = options?.retryAfterSeconds ?? 1
+  }
+}
+
+/** Upstream failed: a 5xx, a network failure, an answer that could not be understood. */
+export class UpstreamError extends ProviderError {
+  override readonly name = 'UpstreamError'
+  readonly transient = true
+  constructor (message = 'The upstream service failed to answer.', options?: ProviderErrorOptions) {
+    super(message, 'ServiceUnavailableException', options)
+  }
+}
+
+/** Upstream did not answer within the configured timeout. */
+export class UpstreamTimeoutError extends ProviderError {
+  override readonly name = 'UpstreamTimeoutError'
+  readonly transient = true
+  constructor (message = 'The upstream service did not answer in time.', options?: ProviderErrorOptions) {
+    super(message, 'RequestTimeoutException', options)
+  }
+}
+
+export function isProviderError (error: unknown): error is ProviderError {
+  return error instanceof ProviderError
+}
