@@ -1,0 +1,286 @@
+import { LRUCache } from 'lru-cache'
+import { NotFoundError, isProviderError, type ProviderError } from '../providers/errors.js'
+
+/**
+ * The secret cache: lru-cache's `fetch()` gives coalescing and background refresh; on top of it
+ * this adds what lru-cache does not have (DESIGN §3):
+ *
+ * - freshness of our own, so an entry can outlive its TTL by `maxStaleMs` and still be served
+ *   while refreshes fail transiently (lru-cache's own TTL is the hard end of an entry's life);
+ * - refresh ahead: a fresh entry read past a jittered point of its TTL is refreshed in the
+ *   background, so steady readers never wait for upstream;
+ * - capped exponential backoff with jitter between failed refreshes;
+ * - eviction on authoritative errors (not found, access denied): lru-cache deletes the entry
+ *   when the fetch rejects, and only transient failures are turned into "keep the old value";
+ * - TTL 0 meaning "do not cache" (lru-cache reads 0 as "never expires").
+ */
+
+export type CacheOutcome = 'HIT' | 'MISS' | 'STALE'
+
+/** What the cache stores: the response bytes, built once, and the value they were built from. */
+export interface Cached<V> {
+  body: Buffer
+  value: V
+}
+
+export interface CacheEntry<V> extends Cached<V> {
+  /** When the value was fetched, on the cache's clock (ms). */
+  readonly fetchedAt: number
+  readonly ttlMs: number
+  /** Past this point a read triggers a background refresh. */
+  readonly refreshAt: number
+  /** Failed refreshes in a row, and the earliest time the next may start. */
+  failures: number
+  retryAt: number
+  /** A remembered "not found" (negative caching), served as that error. */
+  readonly notFound?: ProviderError
+}
+
+export interface CacheResult<V> {
+  entry: CacheEntry<V>
+  outcome: CacheOutcome
+  /** Whole seconds since the value was fetched. */
+  ageSeconds: number
+}
+
+export type Loader<V> = (signal: AbortSignal) => Promise<Cached<V>>
+
+export interface GetOptions {
+  /** Life of a fresh value; 0 means do not cache (calls are still coalesced). */
+  ttlMs: number
+  /** Fetch upstream now (at most once a second per key). */
+  refreshNow?: boolean
+}
+
+export type CacheEvent =
+  | { type: 'hit' | 'miss' | 'stale' }
+  | { type: 'refresh', ok: boolean }
+  | { type: 'evict' }
+
+export interface SecretCacheOptions {
+  /** Most entries held. */
+  maxEntries: number
+  /** Most bytes held, counted from the stored response bytes. */
+  maxBytes: number
+  /** How long past its TTL a value may be served while refreshes fail transiently. */
+  maxStaleMs: number
+  /** False turns stale-if-error off: a failed refresh of an expired value answers the error. */
+  staleIfError: boolean
+  /** Refresh-ahead window, as fractions of the TTL (default 0.75 to 0.9). */
+  refreshWindow?: readonly [number, number]
+  /** Backoff between failed refreshes: first delay and cap (default 1 s, 5 min). */
+  backoffBaseMs?: number
+  backoffMaxMs?: number
+  /** Remember "not found" this long; 0 (default) does not. */
+  negativeTtlMs?: number
+  /** The clock (ms); tests pass a fake one. */
+  now?: () => number
+  /** Random numbers in [0, 1) for jitter; tests pass a fixed one. */
+  random?: () => number
+  /** Called for every countable event (metrics). */
+  onEvent?: (event: CacheEvent) => void
+}
+
+interface FetchContext {
+  load: Loader<unknown>
+  ttlMs: number
+}
+
+/** Bytes an entry costs beyond its body: the key, the value object, bookkeeping. */
+const ENTRY_OVERHEAD = 256
+const REFRESH_NOW_MIN_INTERVAL_MS = 1000
+
+export class SecretCache {
+  readonly #lru: LRUCache<string, CacheEntry<unknown>, FetchContext>
+  readonly #inflight = new Map<string, Promise<Cached<unknown>>>()
+  readonly #now: () => number
+  readonly #random: () => number
+  readonly #options: Required<Omit<SecretCacheOptions, 'now' | 'random' | 'onEvent'>>
+  readonly #emit: (event: CacheEvent) => void
+  readonly #enabled: boolean
+
+  constructor (options: SecretCacheOptions) {
+    this.#now = options.now ?? (() => performance.now())
+    this.#random = options.random ?? Math.random
+    this.#emit = options.onEvent ?? (() => {})
+    this.#options = {
+      maxEntries: options.maxEntries,
+      maxBytes: options.maxBytes,
+      maxStaleMs: options.maxStaleMs,
+      staleIfError: options.staleIfError,
+      refreshWindow: options.refreshWindow ?? [0.75, 0.9],
+      backoffBaseMs: options.backoffBaseMs ?? 1000,
+      backoffMaxMs: options.backoffMaxMs ?? 5 * 60 * 1000,
+      negativeTtlMs: options.negativeTtlMs ?? 0
+    }
+    this.#enabled = options.maxEntries > 0 && options.maxBytes > 0
+    this.#lru = new LRUCache<string, CacheEntry<unknown>, FetchContext>({
+      max: Math.max(1, options.maxEntries),
+      maxSize: Math.max(1, options.maxBytes),
+      // A value larger than the byte bound is served but not stored.
+      maxEntrySize: Math.max(1, options.maxBytes),
+      sizeCalculation: (entry, key) => entry.body.length + key.length + ENTRY_OVERHEAD,
+      perf: { now: this.#now },
+      fetchMethod: (key, old, { signal, options: fetchOptions, context }) => this.#fetch(key, old, signal, fetchOptions, context),
+      dispose: (_value, _key, reason) => { if (reason === 'evict') this.#emit({ type: 'evict' }) }
+    })
+  }
+
+  /** Entries held now. */
+  get size (): number { return this.#lru.size }
+  /** Bytes held now, by the cache's own accounting. */
+  get bytes (): number { return this.#lru.calculatedSize }
+
+  /**
+   * The value for `key`: from the cache when fresh, else from `load` (coalesced with any other
+   * caller of the same key). Throws the provider's error when there is nothing to serve.
+   */
+  async get<V> (key: string, load: Loader<V>, options: GetOptions): Promise<CacheResult<V>> {
+    if (options.ttlMs <= 0 || !this.#enabled) return this.#uncached(key, load)
+    const now = this.#now()
+    let entry = this.#peek(key, now)
+
+    const wantsRefresh = options.refreshNow === true && (entry === undefined || now - entry.fetchedAt >= REFRESH_NOW_MIN_INTERVAL_MS)
+    if (entry !== undefined && !wantsRefresh) {
+      if (entry.notFound !== undefined) {
+        if (now - entry.fetchedAt < entry.ttlMs) { this.#emit({ type: 'hit' }); throw entry.notFound }
+      } else if (now - entry.fetchedAt < entry.ttlMs) {
+        if (now >= entry.refreshAt && now >= entry.retryAt) this.#refreshInBackground(key, load, options.ttlMs)
+        this.#emit({ type: 'hit' })
+        return this.#result(entry, 'HIT', now)
+      } else if (now < entry.retryAt) {
+        // Expired, and the last refresh failed moments ago: serve stale until the backoff ends.
+        this.#emit({ type: 'stale' })
+        return this.#result(entry, 'STALE', now)
+      }
+    }
+
+    const previous = entry
+    entry = await this.#lru.fetch(key, { forceRefresh: previous !== undefined, context: { load, ttlMs: options.ttlMs } }) as CacheEntry<V> | undefined
+    if (entry === undefined) {
+      // The fetch was aborted: the entry was deleted meanwhile (a store edit cleared the cache,
+      // or it was evicted). Answer this caller straight from upstream.
+      return this.#uncached(key, load)
+    }
+    if (entry.notFound !== undefined) throw entry.notFound
+    const outcome = entry === previous ? 'STALE' : 'MISS'
+    this.#emit({ type: outcome === 'STALE' ? 'stale' : 'miss' })
+    return this.#result(entry, outcome, this.#now())
+  }
+
+  /** A fresh value held for `key`, without going upstream; counts as a hit when found. */
+  peek<V> (key: string): CacheResult<V> | undefined {
+    const now = this.#now()
+    const entry = this.#peek(key, now)
+    if (entry === undefined || entry.notFound !== undefined || now - entry.fetchedAt >= entry.ttlMs) return undefined
+    this.#emit({ type: 'hit' })
+    return this.#result(entry, 'HIT', now)
+  }
+
+  /** Stores a value fetched elsewhere (a batch-get fills the entries single gets would). */
+  set<V> (key: string, value: Cached<V>, ttlMs: number): void {
+    if (ttlMs <= 0 || !this.#enabled) return
+    this.#lru.set(key, this.#entry(value, ttlMs), { ttl: ttlMs + this.#options.maxStaleMs })
+  }
+
+  /** Drops every entry: the provider's data changed under us. */
+  clear (): void {
+    this.#lru.clear()
+  }
+
+  /** The oldest fetch time among held values, on the cache's clock; undefined when empty. */
+  oldestFetchedAt (): number | undefined {
+    let oldest: number | undefined
+    for (const entry of this.#lru.values()) {
+      if (oldest === undefined || entry.fetchedAt < oldest) oldest = entry.fetchedAt
+    }
+    return oldest
+  }
+
+  #peek (key: string, now: number): CacheEntry<unknown> | undefined {
+    // allowStale returns the value being refreshed; past its hard end of life it is not ours to serve.
+    const entry = this.#lru.get(key, { allowStale: true })
+    if (entry === undefined) return undefined
+    const hardEnd = entry.fetchedAt + entry.ttlMs + (entry.notFound !== undefined ? 0 : this.#options.maxStaleMs)
+    return now < hardEnd ? entry : undefined
+  }
+
+  #refreshInBackground (key: string, load: Loader<unknown>, ttlMs: number): void {
+    // forceRefresh + allowStale: lru-cache answers the current value now and refreshes once,
+    // however many readers ask meanwhile.
+    this.#lru.fetch(key, { forceRefresh: true, allowStale: true, context: { load, ttlMs } }).catch(() => {
+      // Authoritative failures were handled in #fetch (the entry is gone); nothing else to do.
+    })
+  }
+
+  async #fetch (key: string, old: CacheEntry<unknown> | undefined, signal: AbortSignal, fetchOptions: LRUCache.FetcherFetchOptions<string, CacheEntry<unknown>, FetchContext>, context: FetchContext): Promise<CacheEntry<unknown>> {
+    let value: Cached<unknown>
+    try {
+      value = await context.load(signal)
+    } catch (error) {
+      const now = this.#now()
+      if (isProviderError(error) && error.transient && old !== undefined && old.notFound === undefined && this.#options.staleIfError) {
+        const hardEnd = old.fetchedAt + old.ttlMs + this.#options.maxStaleMs
+        if (now < hardEnd) {
+          // Keep the last good value until its hard end of life, and back off before retrying.
+          old.failures += 1
+          old.retryAt = now + this.#backoff(old.failures)
+          fetchOptions.ttl = hardEnd - now
+          this.#emit({ type: 'refresh', ok: false })
+          return old
+        }
+      }
+      this.#emit({ type: 'refresh', ok: false })
+      if (error instanceof NotFoundError && this.#options.negativeTtlMs > 0) {
+        fetchOptions.ttl = this.#options.negativeTtlMs
+        return { ...this.#entry({ body: Buffer.alloc(0), value: undefined }, this.#options.negativeTtlMs), notFound: error }
+      }
+      // Authoritative (or nothing to fall back on): lru-cache deletes the entry and rejects.
+      throw error
+    }
+    this.#emit({ type: 'refresh', ok: true })
+    fetchOptions.ttl = context.ttlMs + this.#options.maxStaleMs
+    return this.#entry(value, context.ttlMs)
+  }
+
+  #entry<V> (value: Cached<V>, ttlMs: number): CacheEntry<V> {
+    const now = this.#now()
+    const [lo, hi] = this.#options.refreshWindow
+    return {
+      body: value.body,
+      value: value.value,
+      fetchedAt: now,
+      ttlMs,
+      refreshAt: now + ttlMs * (lo + (hi - lo) * this.#random()),
+      failures: 0,
+      retryAt: 0
+    }
+  }
+
+  /** Capped exponential backoff with full jitter over the upper half. */
+  #backoff (failures: number): number {
+    const ceiling = Math.min(this.#options.backoffMaxMs, this.#options.backoffBaseMs * 2 ** Math.min(failures - 1, 30))
+    return ceiling / 2 + (ceiling / 2) * this.#random()
+  }
+
+  async #uncached<V> (key: string, load: Loader<V>): Promise<CacheResult<V>> {
+    let pending = this.#inflight.get(key) as Promise<Cached<V>> | undefined
+    if (pending === undefined) {
+      pending = load(new AbortController().signal).finally(() => { this.#inflight.delete(key) })
+      this.#inflight.set(key, pending)
+    }
+    const value = await pending
+    this.#emit({ type: 'miss' })
+    return this.#result(this.#entry(value, 0), 'MISS', this.#now())
+  }
+
+  #result<V> (entry: CacheEntry<unknown>, outcome: CacheOutcome, now: number): CacheResult<V> {
+    return { entry: entry as CacheEntry<V>, outcome, ageSeconds: Math.max(0, Math.floor((now - entry.fetchedAt) / 1000)) }
+  }
+}
+
+/** The cache key of DESIGN §3: kind, id exactly as asked, version id, stage, decryption. */
+export function cacheKey (kind: string, id: string, parts: { versionId?: string, versionStage?: string, withDecryption?: boolean, recursive?: boolean } = {}): string {
+  const stage = parts.versionStage ?? (parts.versionId === undefined && kind === 'secret' ? 'AWSCURRENT' : '')
+  return JSON.stringify([kind, id, parts.versionId ?? '', stage, parts.withDecryption === true, parts.recursive === true])
+}

@@ -1,0 +1,287 @@
+import { watch, type FSWatcher } from 'node:fs'
+import { readFile } from 'node:fs/promises'
+import { basename, dirname, join } from 'node:path'
+import type { Logger } from 'pino'
+import { InvalidRequestError, NotFoundError, isProviderError } from '../errors.js'
+import type {
+  BatchGetSecretsResult, CallOptions, DecryptInput, DecryptResult, EncryptInput, EncryptResult,
+  GenerateDataKeyInput, GenerateDataKeyResult, GetParameterInput, GetParametersByPathInput,
+  GetSecretInput, Parameter, Provider, SecretValue
+} from '../types.js'
+import { LocalKms } from './kms.js'
+import { parseStore, StoreFormatError, type StoreModel, type StoredParameter, type StoredSecret } from './store.js'
+
+export interface LocalProviderOptions {
+  storeFile: string
+  /** Default: `<store name>.keys.json` beside the store. */
+  keyFile?: string
+  region: string
+  logger: Logger
+  /** Re-read the store when it changes on disk (default true). */
+  watch?: boolean
+  /** Quiet time after the last change event before re-reading (default 50 ms). */
+  debounceMs?: number
+}
+
+const REFERENCE_PREFIX = '/aws/reference/secretsmanager/'
+
+export function defaultKeyFile (storeFile: string): string {
+  const base = basename(storeFile).replace(/\.(ya?ml|json)$/i, '')
+  return join(dirname(storeFile), `${base}.keys.json`)
+}
+
+/**
+ * Answers from the local store file and the local KMS key file. The model is swapped as a whole
+ * on reload, so every request sees either the old store or the new one, never a mix.
+ */
+export class LocalProvider implements Provider {
+  readonly kind = 'local'
+  readonly kms: LocalKms
+  #model: StoreModel
+  readonly #options: Required<Pick<LocalProviderOptions, 'storeFile' | 'region' | 'debounceMs'>> & { logger: Logger }
+  readonly #listeners = new Set<() => void>()
+  #watcher: FSWatcher | undefined
+  #debounce: NodeJS.Timeout | undefined
+  #reloading: Promise<void> = Promise.resolve()
+
+  private constructor (model: StoreModel, kms: LocalKms, options: LocalProviderOptions) {
+    this.#model = model
+    this.kms = kms
+    this.#options = { storeFile: options.storeFile, region: options.region, debounceMs: options.debounceMs ?? 50, logger: options.logger }
+  }
+
+  static async open (options: LocalProviderOptions): Promise<LocalProvider> {
+    const model = await readStore(options.storeFile, options.region)
+    const kms = await LocalKms.open({ keyFile: options.keyFile ?? defaultKeyFile(options.storeFile), region: options.region })
+    const provider = new LocalProvider(model, kms, options)
+    if (options.watch !== false) provider.#startWatching()
+    return provider
+  }
+
+  get storeFile (): string { return this.#options.storeFile }
+
+  async getSecret (input: GetSecretInput): Promise<SecretValue> {
+    const secret = this.#findSecret(input.secretId)
+    const version = selectSecretVersion(secret, input.versionId, input.versionStage)
+    return {
+      arn: secret.arn,
+      name: secret.name,
+      versionId: version.versionId,
+      ...(version.secretBinary !== undefined ? { secretBinary: Uint8Array.from(version.secretBinary) } : { secretString: version.secretString ?? '' }),
+      versionStages: [...version.stages],
+      createdDate: version.createdDate
+    }
+  }
+
+  async batchGetSecrets (secretIds: string[]): Promise<BatchGetSecretsResult> {
+    const result: BatchGetSecretsResult = { values: [], errors: [] }
+    for (const secretId of secretIds) {
+      try {
+        result.values.push(await this.getSecret({ secretId }))
+      } catch (error) {
+        if (!isProviderError(error)) throw error
+        result.errors.push({ secretId, errorCode: error.code, message: error.message })
+      }
+    }
+    return result
+  }
+
+  async getParameter (input: GetParameterInput): Promise<Parameter> {
+    const { name, selector } = splitSelector(input.name)
+    if (name.startsWith(REFERENCE_PREFIX)) return this.#referenceParameter(name, selector, input.withDecryption)
+    const parameter = this.#findParameter(name)
+    const version = selectParameterVersion(parameter, selector)
+    return this.#toParameter(parameter, version.version, version.value, version.lastModifiedDate, input.withDecryption, selector)
+  }
+
+  async getParametersByPath (input: GetParametersByPathInput): Promise<Parameter[]> {
+    const path = input.path
+    if (!path.startsWith('/') || path.length > 2048) throw new InvalidRequestError('The parameter path must begin with a forward slash (/).', { code: 'ValidationException' })
+    if (path.split('/').length - 1 > 15) throw new InvalidRequestError('The parameter path must not be more than 15 levels deep.', { code: 'ValidationException' })
+    const prefix = path.endsWith('/') ? path : path + '/'
+    const matches = [...this.#model.parameters.values()]
+      .filter((p) => p.name.startsWith(prefix) && (input.recursive || !p.name.slice(prefix.length).includes('/')))
+      .sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
+    if (matches.length > input.limit) {
+      throw new InvalidRequestError(`The path holds more than ${input.limit} parameters; ask for a narrower path.`, { code: 'TooManyParameters' })
+    }
+    return Promise.all(matches.map(async (p) => {
+      const latest = p.versions[p.versions.length - 1]!
+      return this.#toParameter(p, latest.version, latest.value, latest.lastModifiedDate, input.withDecryption, null)
+    }))
+  }
+
+  async encrypt (input: EncryptInput): Promise<EncryptResult> { return this.kms.encrypt(input) }
+  async decrypt (input: DecryptInput): Promise<DecryptResult> { return this.kms.decrypt(input) }
+  async generateDataKey (input: GenerateDataKeyInput): Promise<GenerateDataKeyResult> { return this.kms.generateDataKey(input) }
+
+  async checkReady (_options?: CallOptions): Promise<void> {
+    // The store was read when the provider opened; a broken edit keeps the last good one.
+  }
+
+  onChange (listener: () => void): () => void {
+    this.#listeners.add(listener)
+    return () => { this.#listeners.delete(listener) }
+  }
+
+  /** Re-reads the store now. A file that does not parse leaves the current store in service. */
+  async reload (): Promise<void> {
+    this.#reloading = this.#reloading.then(async () => {
+      try {
+        this.#model = await readStore(this.#options.storeFile, this.#options.region)
+      } catch (error) {
+        this.#options.logger.error({ err: { message: (error as Error).message } }, 'local store not reloaded; the last good store stays in service')
+        return
+      }
+      this.#options.logger.info({ store: this.#options.storeFile }, 'local store reloaded')
+      for (const listener of this.#listeners) listener()
+    })
+    return this.#reloading
+  }
+
+  async close (): Promise<void> {
+    this.#watcher?.close()
+    this.#watcher = undefined
+    clearTimeout(this.#debounce)
+    await this.#reloading
+  }
+
+  #startWatching (): void {
+    // Watch the directory, not the file: editors and our CLI replace the file by rename, which
+    // would leave a watch on the old inode silent.
+    const name = basename(this.#options.storeFile)
+    this.#watcher = watch(dirname(this.#options.storeFile), { persistent: false }, (_event, filename) => {
+      if (filename !== null && filename !== name) return
+      clearTimeout(this.#debounce)
+      this.#debounce = setTimeout(() => { void this.reload() }, this.#options.debounceMs)
+      this.#debounce.unref()
+    })
+    this.#watcher.on('error', (error) => {
+      this.#options.logger.warn({ err: { message: error.message } }, 'watching the local store failed; edits are no longer picked up')
+    })
+  }
+
+  #findSecret (secretId: string): StoredSecret {
+    const byName = this.#model.secrets.get(secretId)
+    if (byName !== undefined) return byName
+    if (secretId.startsWith('arn:')) {
+      for (const secret of this.#model.secrets.values()) {
+        // Secrets Manager also accepts a "partial ARN", without the random suffix.
+        if (secret.arn === secretId || secret.arn.slice(0, -7) === secretId) return secret
+      }
+    }
+    throw new NotFoundError("Secrets Manager can't find the specified secret.")
+  }
+
+  #findParameter (name: string): StoredParameter {
+    const byName = this.#model.parameters.get(name)
+    if (byName !== undefined) return byName
+    if (name.startsWith('arn:')) {
+      for (const parameter of this.#model.parameters.values()) {
+        if (parameter.arn === name) return parameter
+      }
+    }
+    throw new NotFoundError('The parameter was not found.', { code: 'ParameterNotFound' })
+  }
+
+  async #toParameter (p: StoredParameter, version: number, value: string, modified: Date, withDecryption: boolean, selector: string | null): Promise<Parameter> {
+    let shown = value
+    if (p.type === 'SecureString' && !withDecryption) {
+      // As SSM does: without decryption a SecureString comes back encrypted under the default
+      // key, with the parameter's ARN as encryption context. Never the plaintext.
+      const encrypted = await this.kms.encrypt({
+        keyId: this.kms.defaultKeyArn,
+        plaintext: Buffer.from(value, 'utf8'),
+        encryptionContext: { PARAMETER_ARN: p.arn }
+      })
+      shown = Buffer.from(encrypted.ciphertextBlob).toString('base64')
+    }
+    return {
+      arn: p.arn,
+      name: p.name,
+      type: p.type,
+      value: shown,
+      version,
+      lastModifiedDate: modified,
+      dataType: p.dataType,
+      selector,
+      sourceResult: null
+    }
+  }
+
+  async #referenceParameter (name: string, selector: string | null, withDecryption: boolean): Promise<Parameter> {
+    if (!withDecryption) {
+      throw new InvalidRequestError('WithDecryption flag must be True for retrieving a Secret Manager secret.', { code: 'ValidationException' })
+    }
+    const secretId = name.slice(REFERENCE_PREFIX.length)
+    const secret = this.#findSecret(secretId)
+    // The selector names a staging label or a version id.
+    const label = selector?.slice(1)
+    const isStage = label !== undefined && secret.versions.some((v) => v.stages.includes(label))
+    const value = await this.getSecret({
+      secretId,
+      ...(label === undefined ? {} : isStage ? { versionStage: label } : { versionId: label })
+    })
+    const sourceResult = JSON.stringify({
+      ARN: value.arn,
+      name: value.name,
+      versionId: value.versionId,
+      ...(value.secretBinary !== undefined ? { secretBinary: Buffer.from(value.secretBinary).toString('base64') } : { secretString: value.secretString }),
+      versionStages: value.versionStages,
+      createdDate: value.createdDate.toISOString()
+    })
+    return {
+      arn: value.arn,
+      name,
+      type: 'SecureString',
+      value: value.secretString ?? null,
+      version: 0,
+      lastModifiedDate: value.createdDate,
+      dataType: null,
+      selector,
+      sourceResult
+    }
+  }
+}
+
+async function readStore (path: string, region: string): Promise<StoreModel> {
+  let text: string
+  try {
+    text = await readFile(path, 'utf8')
+  } catch (error) {
+    throw new StoreFormatError(`cannot read the local store ${path}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`)
+  }
+  return parseStore(text, region, path)
+}
+
+/** `name:3` → version 3, `name:Dev` → label Dev. For an ARN only the part after `parameter/` counts. */
+export function splitSelector (input: string): { name: string, selector: string | null } {
+  const start = input.startsWith('arn:') ? Math.max(input.indexOf(':parameter/') + ':parameter/'.length, 0) : 0
+  const colon = input.indexOf(':', start)
+  if (colon === -1) return { name: input, selector: null }
+  return { name: input.slice(0, colon), selector: input.slice(colon) }
+}
+
+function selectSecretVersion (secret: StoredSecret, versionId: string | undefined, versionStage: string | undefined): StoredSecret['versions'][number] {
+  const stage = versionStage ?? (versionId === undefined ? 'AWSCURRENT' : undefined)
+  const version = secret.versions.find((v) =>
+    (versionId === undefined || v.versionId === versionId) && (stage === undefined || v.stages.includes(stage)))
+  if (version === undefined) {
+    throw new NotFoundError(stage !== undefined && versionId === undefined
+      ? "Secrets Manager can't find the specified secret value for staging label: " + stage
+      : "Secrets Manager can't find the specified secret value for VersionId: " + (versionId ?? ''))
+  }
+  return version
+}
+
+function selectParameterVersion (p: StoredParameter, selector: string | null): StoredParameter['versions'][number] {
+  if (selector === null) return p.versions[p.versions.length - 1]!
+  const token = selector.slice(1)
+  const version = /^\d+$/.test(token)
+    ? p.versions.find((v) => v.version === Number(token))
+    : p.versions.find((v) => v.labels.includes(token))
+  if (version === undefined) {
+    throw new NotFoundError(/^\d+$/.test(token) ? 'The requested parameter version was not found.' : 'The requested parameter label was not found.', { code: 'ParameterVersionNotFound' })
+  }
+  return version
+}

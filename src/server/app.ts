@@ -1,0 +1,102 @@
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import type { Logger } from 'pino'
+import type { SecretCache } from '../cache/secret-cache.js'
+import type { Provider } from '../providers/types.js'
+import type { Token } from '../token.js'
+import { pathOf, tokenCheck } from './auth.js'
+import { Errors, toErrorAnswer } from './errors.js'
+import { Reads } from './reads.js'
+import { healthRoutes, type Readiness } from './routes/health.js'
+import { parameterRoutes } from './routes/parameters.js'
+import { secretRoutes } from './routes/secrets.js'
+import { errorBody } from './schemas.js'
+
+export interface AppOptions {
+  provider: Provider
+  cache: SecretCache
+  token: Token
+  logger: Logger
+  /** Header names that may carry the token, in order. */
+  tokenHeaders: readonly string[]
+  /** Prefix of the `GET <prefix><secretId>` route, with both slashes (`/v1/`). */
+  pathPrefix?: string
+  secretsTtlMs: number
+  parametersTtlMs: number
+  /** What `/ready` reports; ready when omitted. */
+  readiness?: Readiness
+}
+
+export const JSON_TYPE = 'application/json; charset=utf-8'
+/** URL and header limits (DESIGN §4). Node's own header limit is raised above both so ours answer. */
+export const MAX_URL_BYTES = 64 * 1024
+export const MAX_HEADER_BYTES = 16 * 1024
+export const MAX_ID_BYTES = 2048
+
+/**
+ * Builds the HTTP app; never listens (the CLI does, tests use inject()). Routes, token check,
+ * error mapping and the access log are wired here, in one place.
+ */
+export function buildApp (options: AppOptions): FastifyInstance {
+  const app = Fastify({
+    loggerInstance: options.logger as FastifyBaseLogger,
+    disableRequestLogging: true,
+    bodyLimit: 64 * 1024,
+    // Ids are up to 2048 bytes, which percent-encoded can be three times longer.
+    routerOptions: { maxParamLength: MAX_ID_BYTES * 3 + 16 },
+    return503OnClosing: false,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } }
+  })
+
+  const reads = new Reads(options.provider, options.cache, { secretsMs: options.secretsTtlMs, parametersMs: options.parametersTtlMs })
+  const knownPaths = new Set<string>()
+  const prefix = options.pathPrefix ?? '/v1/'
+
+  app.addHook('onRoute', (route) => { knownPaths.add(route.url) })
+  app.addHook('onRequest', (request, reply, done) => {
+    reply.header('cache-control', 'no-store')
+    done()
+  })
+  app.addHook('onRequest', tokenCheck(options.token, options.tokenHeaders))
+  app.addHook('onResponse', (request, reply, done) => {
+    // The access log: route, status, latency, cache outcome. Never the URL: it holds the id.
+    request.log.info({
+      method: request.method,
+      route: request.routeOptions.url ?? 'unknown',
+      status: reply.statusCode,
+      ms: Math.round(reply.elapsedTime * 100) / 100,
+      cache: reply.getHeader('x-cache')
+    }, 'request')
+    done()
+  })
+
+  app.setErrorHandler((error, request, reply) => {
+    const answer = toErrorAnswer(error)
+    if (answer.statusCode >= 500 && answer.type === 'InternalFailure') {
+      request.log.error({ err: { name: (error as Error).name, message: (error as Error).message, stack: (error as Error).stack } }, 'unexpected error')
+    } else if (answer.statusCode >= 500) {
+      request.log.warn({ type: answer.type, cause: causeName(error) }, 'upstream failure')
+    }
+    if (answer.retryAfterSeconds !== undefined) reply.header('retry-after', String(Math.max(1, Math.ceil(answer.retryAfterSeconds))))
+    void reply.code(answer.statusCode).type(JSON_TYPE).send(errorBody(answer.type, answer.message))
+  })
+
+  app.setNotFoundHandler((request, reply) => {
+    const path = pathOf(request.url)
+    if (knownPaths.has(path) || path.startsWith(prefix)) {
+      void reply.header('allow', 'GET, HEAD')
+      throw new Errors.MethodNotAllowed(request.method)
+    }
+    throw new Errors.RouteNotFound()
+  })
+
+  app.register(healthRoutes, { readiness: options.readiness })
+  app.register(secretRoutes, { reads, prefix })
+  app.register(parameterRoutes, { reads })
+  return app
+}
+
+function causeName (error: unknown): string | undefined {
+  const cause = (error as { cause?: unknown }).cause
+  if (cause instanceof Error) return cause.name
+  return undefined
+}

@@ -1,0 +1,35 @@
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { Token } from '../token.js'
+import { Errors } from './errors.js'
+
+/** Paths answered without a token: liveness and readiness probes. */
+export const PUBLIC_PATHS: ReadonlySet<string> = new Set(['/ping', '/ready'])
+
+export function pathOf (url: string): string {
+  const q = url.indexOf('?')
+  return q === -1 ? url : url.slice(0, q)
+}
+
+/**
+ * The onRequest check (before any body is read): a valid token in one of the configured headers,
+ * and no sign of having come through a proxy. A request that fails never learns which routes
+ * exist: it gets 401 whatever its path.
+ */
+export function tokenCheck (token: Token, headers: readonly string[]) {
+  const names = headers.map((h) => h.toLowerCase())
+  const shown = headers[0] ?? 'X-Aws-Parameters-Secrets-Token'
+  return function checkToken (request: FastifyRequest, _reply: FastifyReply, done: (error?: Error) => void): void {
+    if (PUBLIC_PATHS.has(pathOf(request.url))) return done()
+    let authorised = false
+    for (const name of names) {
+      const value = request.headers[name]
+      if (typeof value === 'string' && token.matches(value)) { authorised = true; break }
+    }
+    if (!authorised) return done(new Errors.Unauthorized(shown))
+    // SSRF through a proxy on the same host: such requests are not the app's own.
+    if (request.headers['x-forwarded-for'] !== undefined || request.headers.forwarded !== undefined) {
+      return done(new Errors.ForwardedRequest())
+    }
+    done()
+  }
+}

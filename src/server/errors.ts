@@ -1,0 +1,105 @@
+import createError from '@fastify/error'
+import type { FastifyError } from 'fastify'
+import {
+  AccessDeniedError, InvalidRequestError, NotFoundError, ProviderError, ThrottledError,
+  UpstreamError, UpstreamTimeoutError
+} from '../providers/errors.js'
+
+/**
+ * Every error the agent answers with, in one place: the `__type` sent to the client, the
+ * status, and a message template. Codes are never reused for a new meaning. The README's
+ * "Errors" table lists them.
+ */
+export const Errors = {
+  Validation: createError('ValidationException', '%s', 400),
+  ForwardedRequest: createError('ForwardedRequestException', 'Requests carrying X-Forwarded-For or Forwarded are refused: the agent serves local callers only.', 400),
+  Unauthorized: createError('UnauthorizedException', 'A valid token is required in the %s header.', 401),
+  AccessDenied: createError('AccessDeniedException', '%s', 403),
+  NotFound: createError('ResourceNotFoundException', '%s', 404),
+  RouteNotFound: createError('NotFoundException', 'No such route.', 404),
+  MethodNotAllowed: createError('MethodNotAllowedException', 'Method %s is not allowed here.', 405),
+  RequestTimeout: createError('RequestTimeoutException', 'The request was not received in time.', 408),
+  PayloadTooLarge: createError('PayloadTooLargeException', 'The request body is over the limit of %d bytes.', 413),
+  UriTooLong: createError('UriTooLongException', 'The request URL is over the limit of %d bytes.', 414),
+  UnsupportedMediaType: createError('UnsupportedMediaTypeException', 'The request body must be JSON (Content-Type: application/json).', 415),
+  HeadersTooLarge: createError('RequestHeaderFieldsTooLargeException', 'The request headers are over the limit of %d bytes.', 431),
+  TooManyConnections: createError('TooManyConnectionsException', 'Too many open connections; retry shortly.', 429),
+  NotReady: createError('ServiceUnavailableException', '%s', 503),
+  Internal: createError('InternalFailure', 'The agent failed to handle the request.', 500)
+} as const
+
+export interface ErrorAnswer {
+  statusCode: number
+  type: string
+  message: string
+  retryAfterSeconds?: number
+}
+
+/** The status for each provider error class (DESIGN §2). */
+function providerStatus (error: ProviderError): number {
+  if (error instanceof NotFoundError) return 404
+  if (error instanceof AccessDeniedError) return 403
+  if (error instanceof InvalidRequestError) return 400
+  if (error instanceof ThrottledError) return 429
+  if (error instanceof UpstreamTimeoutError) return 504
+  if (error instanceof UpstreamError) return 502
+  return 502
+}
+
+const OUR_CODES: ReadonlySet<string> = new Set<string>(Object.values(Errors).map((E) => new E().code))
+
+/**
+ * Maps anything thrown while handling a request to what the client is told. Provider errors
+ * carry messages we wrote; fastify's own errors get our codes; anything else is a bug and gets a
+ * generic 500 whose cause is only logged.
+ */
+export function toErrorAnswer (error: unknown): ErrorAnswer {
+  if (error instanceof ProviderError) {
+    const statusCode = providerStatus(error)
+    return {
+      statusCode,
+      type: error.code,
+      message: error.message,
+      ...(error instanceof ThrottledError ? { retryAfterSeconds: error.retryAfterSeconds } : {})
+    }
+  }
+  const e = error as Partial<FastifyError> & { validation?: Array<{ instancePath?: string, message?: string, params?: Record<string, unknown> }>, validationContext?: string }
+  if (typeof e.code === 'string' && OUR_CODES.has(e.code) && typeof e.statusCode === 'number') {
+    return { statusCode: e.statusCode, type: e.code, message: e.message ?? '' }
+  }
+  if (Array.isArray(e.validation)) {
+    return { statusCode: 400, type: 'ValidationException', message: describeValidation(e.validation, e.validationContext) }
+  }
+  switch (e.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return { statusCode: 413, type: 'PayloadTooLargeException', message: 'The request body is over the limit.' }
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return { statusCode: 415, type: 'UnsupportedMediaTypeException', message: 'The request body must be JSON (Content-Type: application/json).' }
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return { statusCode: 400, type: 'ValidationException', message: 'The request body is not valid JSON.' }
+  }
+  if (e.name === 'SyntaxError' && e.statusCode === 400) {
+    return { statusCode: 400, type: 'ValidationException', message: 'The request body is not valid JSON.' }
+  }
+  if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
+    // A client error fastify raised that we have no code for: keep the status, not its text.
+    return { statusCode: e.statusCode, type: 'ValidationException', message: 'The request is not valid.' }
+  }
+  return { statusCode: 500, type: 'InternalFailure', message: 'The agent failed to handle the request.' }
+}
+
+function describeValidation (errors: Array<{ instancePath?: string, message?: string, keyword?: string, params?: Record<string, unknown> }>, context = 'request'): string {
+  const first = errors[0]
+  if (first === undefined) return `The ${context} is not valid.`
+  const where = context === 'querystring' ? 'query parameter' : 'field'
+  const path = (first.instancePath ?? '').replace(/^\//, '').replace(/\//g, '.')
+  const params = first.params ?? {}
+  if (typeof params.additionalProperty === 'string') return `Unknown ${where} ${JSON.stringify(params.additionalProperty)}.`
+  if (typeof params.missingProperty === 'string') return `Missing required ${where} ${JSON.stringify(params.missingProperty)}.`
+  if (path !== '' && Array.isArray(params.allowedValues)) return `The ${where} ${JSON.stringify(path)} must be one of ${params.allowedValues.map(String).join(', ')}.`
+  if (path !== '' && params.type === 'string') return `The ${where} ${JSON.stringify(path)} must be given once, as a string.`
+  if (path !== '') return `The ${where} ${JSON.stringify(path)} ${first.message ?? 'is not valid'}.`
+  return `The ${context} ${first.message ?? 'is not valid'}.`
+}

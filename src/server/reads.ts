@@ -1,0 +1,84 @@
+import type { CacheResult, SecretCache } from '../cache/secret-cache.js'
+import { cacheKey } from '../cache/secret-cache.js'
+import type { BatchSecretError, GetSecretInput, Parameter, Provider, SecretValue } from '../providers/types.js'
+import { parameterBody, parametersBody, secretBody } from './schemas.js'
+
+export interface ReadTtls {
+  secretsMs: number
+  parametersMs: number
+}
+
+/** Most parameters one get-by-path answers (DESIGN §2). */
+export const PATH_LIMIT = 10_000
+
+/**
+ * Reads through the cache: each method names its cache key, and what to ask the provider on a
+ * miss. Response bytes are built here, once per fetched value, so a hit serialises nothing.
+ */
+export class Reads {
+  constructor (
+    private readonly provider: Provider,
+    private readonly cache: SecretCache,
+    private readonly ttls: ReadTtls
+  ) {}
+
+  async secret (input: GetSecretInput, refreshNow = false): Promise<CacheResult<SecretValue>> {
+    const key = cacheKey('secret', input.secretId, input)
+    return this.cache.get(key, async (signal) => {
+      const value = await this.provider.getSecret(input, { signal })
+      return { body: secretBody(value), value }
+    }, { ttlMs: this.ttls.secretsMs, refreshNow })
+  }
+
+  async parameter (name: string, withDecryption: boolean, refreshNow = false): Promise<CacheResult<Parameter>> {
+    const key = cacheKey('parameter', name, { withDecryption })
+    return this.cache.get(key, async (signal) => {
+      const value = await this.provider.getParameter({ name, withDecryption }, { signal })
+      return { body: parameterBody(value), value }
+    }, { ttlMs: this.ttls.parametersMs, refreshNow })
+  }
+
+  async parametersByPath (path: string, recursive: boolean, withDecryption: boolean, refreshNow = false): Promise<CacheResult<Parameter[]>> {
+    const key = cacheKey('path', path, { withDecryption, recursive })
+    return this.cache.get(key, async (signal) => {
+      const value = await this.provider.getParametersByPath({ path, recursive, withDecryption, limit: PATH_LIMIT }, { signal })
+      return { body: parametersBody(value), value }
+    }, { ttlMs: this.ttls.parametersMs, refreshNow })
+  }
+
+  /**
+   * Several secrets in one upstream call. Fresh cached ones are taken from the cache; the rest
+   * are fetched together and each stored under the key a single get of that id would use.
+   */
+  async batch (secretIds: string[], refreshNow = false): Promise<{ values: SecretValue[], errors: BatchSecretError[] }> {
+    const found = new Map<string, SecretValue>()
+    const missing: string[] = []
+    for (const id of new Set(secretIds)) {
+      const hit = refreshNow ? undefined : this.cache.peek<SecretValue>(cacheKey('secret', id))
+      if (hit === undefined) missing.push(id)
+      else found.set(id, hit.entry.value)
+    }
+    let errors: BatchSecretError[] = []
+    if (missing.length > 0) {
+      const result = await this.provider.batchGetSecrets(missing)
+      errors = result.errors
+      for (const id of missing) {
+        const value = result.values.find((v) => answersTo(v, id))
+        if (value === undefined) continue
+        found.set(id, value)
+        this.cache.set(cacheKey('secret', id), { body: secretBody(value), value }, this.ttls.secretsMs)
+      }
+    }
+    const values = [...new Set(secretIds)].map((id) => found.get(id)).filter((v): v is SecretValue => v !== undefined)
+    return { values, errors }
+  }
+
+  clear (): void {
+    this.cache.clear()
+  }
+}
+
+/** Whether `value` is the secret `id` asked for: by name, full ARN or partial ARN (no suffix). */
+function answersTo (value: SecretValue, id: string): boolean {
+  return value.name === id || value.arn === id || (id.startsWith('arn:') && value.arn.startsWith(id + '-') && value.arn.length === id.length + 7)
+}

@@ -1,0 +1,70 @@
+import type { FastifyPluginCallback } from 'fastify'
+import { Errors } from '../errors.js'
+import type { Reads } from '../reads.js'
+import { booleanFlag, errorResponses, getParameterSchema, getParametersByPathSchema } from '../schemas.js'
+import { checkId, flag, idSchema, sendCached } from './common.js'
+
+interface ParameterQuery {
+  name: string
+  version?: string
+  label?: string
+  withDecryption?: string
+  refreshNow?: string
+}
+
+export const parameterRoutes: FastifyPluginCallback<{ reads: Reads }> = (app, { reads }, done) => {
+  app.get<{ Querystring: ParameterQuery }>('/systemsmanager/parameters/get', {
+    schema: {
+      querystring: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['name'],
+        properties: {
+          name: idSchema,
+          version: { type: 'string', pattern: '^[1-9][0-9]{0,9}$' },
+          label: { type: 'string', minLength: 1, maxLength: 100, pattern: '^[A-Za-z0-9_.-]+$' },
+          withDecryption: booleanFlag,
+          refreshNow: booleanFlag
+        }
+      },
+      response: { 200: getParameterSchema, ...errorResponses(400, 401, 403, 404, 429, 502, 503, 504) }
+    }
+  }, async (request, reply) => {
+    const { version, label } = request.query
+    const name = checkId(request.query.name, 'name')
+    if (version !== undefined && label !== undefined) throw new Errors.Validation('Give version or label, not both.')
+    const selector = version ?? label
+    if (selector !== undefined && hasSelector(name)) throw new Errors.Validation('The name already has a :version or :label selector; do not also pass version or label.')
+    const result = await reads.parameter(selector === undefined ? name : `${name}:${selector}`, flag(request.query.withDecryption), flag(request.query.refreshNow))
+    return sendCached(reply, result)
+  })
+
+  app.get<{ Querystring: { path: string, recursive?: string, withDecryption?: string, refreshNow?: string } }>('/systemsmanager/parameters/get-by-path', {
+    schema: {
+      querystring: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['path'],
+        properties: {
+          path: idSchema,
+          recursive: booleanFlag,
+          withDecryption: booleanFlag,
+          refreshNow: booleanFlag
+        }
+      },
+      response: { 200: getParametersByPathSchema, ...errorResponses(400, 401, 403, 404, 429, 502, 503, 504) }
+    }
+  }, async (request, reply) => {
+    const path = checkId(request.query.path, 'path')
+    if (!path.startsWith('/')) throw new Errors.Validation('The path must begin with a forward slash (/).')
+    const result = await reads.parametersByPath(path, flag(request.query.recursive), flag(request.query.withDecryption), flag(request.query.refreshNow))
+    return sendCached(reply, result)
+  })
+  done()
+}
+
+/** Whether a parameter name (or ARN) ends in a `:version` / `:label` selector. */
+function hasSelector (name: string): boolean {
+  const start = name.startsWith('arn:') ? name.indexOf(':parameter/') + ':parameter/'.length : 0
+  return name.indexOf(':', Math.max(start, 0)) !== -1
+}

@@ -1,0 +1,102 @@
+import type { FastifyPluginCallback, FastifyReply } from 'fastify'
+import type { CacheResult } from '../../cache/secret-cache.js'
+import type { SecretValue } from '../../providers/types.js'
+import { Errors } from '../errors.js'
+import type { Reads } from '../reads.js'
+import { batchGetSchema, batchBody, booleanFlag, errorResponses, getSecretValueSchema } from '../schemas.js'
+import { JSON_TYPE } from '../app.js'
+import { checkId, flag, idSchema, sendCached } from './common.js'
+
+interface SecretQuery {
+  versionId?: string
+  versionStage?: string
+  refreshNow?: string
+  field?: string
+}
+
+const secretQueryProperties = {
+  versionId: { type: 'string', minLength: 32, maxLength: 64, pattern: '^[A-Za-z0-9-]+$' },
+  versionStage: { type: 'string', minLength: 1, maxLength: 256, pattern: '^[^\\u0000-\\u001f\\u007f]+$' },
+  refreshNow: booleanFlag,
+  field: { type: 'string', minLength: 1, maxLength: 1024 }
+}
+
+const secretResponses = {
+  200: getSecretValueSchema,
+  ...errorResponses(400, 401, 403, 404, 429, 502, 503, 504)
+}
+
+export const secretRoutes: FastifyPluginCallback<{ reads: Reads, prefix: string }> = (app, { reads, prefix }, done) => {
+  const answer = async (reply: FastifyReply, secretId: string, query: SecretQuery): Promise<FastifyReply> => {
+    const result = await reads.secret({
+      secretId: checkId(secretId, 'secretId'),
+      ...(query.versionId === undefined ? {} : { versionId: query.versionId }),
+      ...(query.versionStage === undefined ? {} : { versionStage: query.versionStage })
+    }, flag(query.refreshNow))
+    if (query.field !== undefined) return sendField(reply, result, query.field)
+    return sendCached(reply, result)
+  }
+
+  app.get<{ Querystring: SecretQuery & { secretId: string } }>('/secretsmanager/get', {
+    schema: {
+      querystring: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['secretId'],
+        properties: { secretId: idSchema, ...secretQueryProperties }
+      },
+      response: secretResponses
+    }
+  }, async (request, reply) => answer(reply, request.query.secretId, request.query))
+
+  app.get<{ Params: { '*': string }, Querystring: SecretQuery }>(`${prefix}*`, {
+    schema: {
+      querystring: { type: 'object', additionalProperties: false, properties: secretQueryProperties },
+      response: secretResponses
+    }
+  }, async (request, reply) => answer(reply, request.params['*'], request.query))
+
+  app.get<{ Querystring: { secretId: string[], refreshNow?: string } }>('/secretsmanager/batch-get', {
+    schema: {
+      querystring: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['secretId'],
+        properties: {
+          secretId: { type: 'array', items: idSchema, minItems: 1, maxItems: 20 },
+          refreshNow: booleanFlag
+        }
+      },
+      response: { 200: batchGetSchema, ...errorResponses(400, 401, 403, 429, 502, 503, 504) }
+    }
+  }, async (request, reply) => {
+    const ids = request.query.secretId.map((id) => checkId(id, 'secretId'))
+    const result = await reads.batch(ids, flag(request.query.refreshNow))
+    return reply.type(JSON_TYPE).send(batchBody(result.values, result.errors.map((e) => ({
+      SecretId: e.secretId, ErrorCode: e.errorCode, Message: e.message
+    }))))
+  })
+  done()
+}
+
+/** `field=NAME`: one top-level field of a JSON SecretString, as text (for shell scripts). */
+function sendField (reply: FastifyReply, result: CacheResult<SecretValue>, field: string): FastifyReply {
+  const secret = result.entry.value
+  if (secret.secretString === undefined) throw new Errors.Validation('field= needs a string secret; this one is binary.')
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(secret.secretString)
+  } catch {
+    throw new Errors.Validation('field= needs a JSON object secret; this one is not JSON.')
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new Errors.Validation('field= needs a JSON object secret.')
+  }
+  if (!Object.prototype.hasOwnProperty.call(parsed, field)) throw new Errors.NotFound(`The secret has no field ${JSON.stringify(field)}.`)
+  const value = (parsed as Record<string, unknown>)[field]
+  return reply
+    .header('x-cache', result.outcome)
+    .header('age', String(result.ageSeconds))
+    .type('text/plain; charset=utf-8')
+    .send(typeof value === 'string' ? value : JSON.stringify(value))
+}

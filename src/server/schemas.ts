@@ -1,0 +1,147 @@
+import fastJson from 'fast-json-stringify'
+import type { Parameter, SecretValue } from '../providers/types.js'
+
+/**
+ * JSON Schemas of the API, shared by the routes (validation, documentation) and by the
+ * serialisers that build a response's bytes once, when a value is stored. Fields the Lambda
+ * extension sends as null are nullable here: fast-json-stringify writes a null declared as plain
+ * `string` as `""`, and clients index those keys directly.
+ */
+
+const nullableString = { type: ["string", "null"] }
+const nullableInteger = { type: ['integer', 'null'] }
+
+/** `true/false/1/0`, as the Lambda extension and the Secrets Manager Agent accept. */
+export const booleanFlag = { type: 'string', enum: ['true', 'false', '1', '0'] }
+
+export const secretValueSchema = {
+  type: 'object',
+  properties: {
+    ARN: { type: 'string' },
+    CreatedDate: { type: 'string', description: 'ISO 8601' },
+    Name: { type: 'string' },
+    SecretBinary: { ...nullableString, description: 'base64; null when the secret is a string' },
+    SecretString: { ...nullableString, description: 'null when the secret is binary' },
+    VersionId: { type: 'string' },
+    VersionStages: { type: 'array', items: { type: 'string' } }
+  },
+  required: ['ARN', 'CreatedDate', 'Name', 'SecretBinary', 'SecretString', 'VersionId', 'VersionStages']
+}
+
+export const getSecretValueSchema = {
+  ...secretValueSchema,
+  properties: { ...secretValueSchema.properties, ResultMetadata: { type: 'object', additionalProperties: false } },
+  required: [...secretValueSchema.required, 'ResultMetadata']
+}
+
+export const parameterSchema = {
+  type: 'object',
+  properties: {
+    ARN: { type: 'string' },
+    DataType: nullableString,
+    LastModifiedDate: { type: 'string', description: 'ISO 8601' },
+    Name: { type: 'string' },
+    Selector: nullableString,
+    SourceResult: nullableString,
+    Type: { type: 'string', enum: ['String', 'StringList', 'SecureString'] },
+    Value: nullableString,
+    Version: nullableInteger
+  },
+  required: ['ARN', 'DataType', 'LastModifiedDate', 'Name', 'Selector', 'SourceResult', 'Type', 'Value', 'Version']
+}
+
+export const getParameterSchema = {
+  type: 'object',
+  properties: {
+    Parameter: parameterSchema,
+    ResultMetadata: { type: 'object', additionalProperties: false }
+  },
+  required: ['Parameter', 'ResultMetadata']
+}
+
+export const getParametersByPathSchema = {
+  type: 'object',
+  properties: { Parameters: { type: 'array', items: parameterSchema } },
+  required: ['Parameters']
+}
+
+export const batchGetSchema = {
+  type: 'object',
+  properties: {
+    SecretValues: { type: 'array', items: secretValueSchema },
+    Errors: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: { SecretId: { type: 'string' }, ErrorCode: { type: 'string' }, Message: { type: 'string' } },
+        required: ['SecretId', 'ErrorCode', 'Message']
+      }
+    }
+  },
+  required: ['SecretValues', 'Errors']
+}
+
+export const errorSchema = {
+  type: 'object',
+  properties: { __type: { type: 'string' }, message: { type: 'string' } },
+  required: ['__type', 'message']
+}
+
+/** The error answers a route can give, for its `response` schema. */
+export function errorResponses (...statuses: number[]): Record<number, typeof errorSchema> {
+  return Object.fromEntries(statuses.map((s) => [s, errorSchema]))
+}
+
+// The schemas use nullable type lists, which fast-json-stringify supports but does not type.
+const compile = (schema: object): (doc: unknown) => string => fastJson(schema as fastJson.AnySchema)
+const serialiseSecret = compile(getSecretValueSchema)
+const serialiseParameter = compile(getParameterSchema)
+const serialisePath = compile(getParametersByPathSchema)
+const serialiseBatch = compile(batchGetSchema)
+const serialiseError = compile(errorSchema)
+
+export function secretShape (s: SecretValue): Record<string, unknown> {
+  return {
+    ARN: s.arn,
+    CreatedDate: s.createdDate.toISOString(),
+    Name: s.name,
+    SecretBinary: s.secretBinary === undefined ? null : Buffer.from(s.secretBinary.buffer, s.secretBinary.byteOffset, s.secretBinary.byteLength).toString('base64'),
+    SecretString: s.secretString ?? null,
+    VersionId: s.versionId,
+    VersionStages: s.versionStages
+  }
+}
+
+export function parameterShape (p: Parameter): Record<string, unknown> {
+  return {
+    ARN: p.arn,
+    DataType: p.dataType,
+    LastModifiedDate: p.lastModifiedDate.toISOString(),
+    Name: p.name,
+    Selector: p.selector,
+    SourceResult: p.sourceResult,
+    Type: p.type,
+    Value: p.value,
+    Version: p.version
+  }
+}
+
+export function secretBody (s: SecretValue): Buffer {
+  return Buffer.from(serialiseSecret({ ...secretShape(s), ResultMetadata: {} }))
+}
+
+export function parameterBody (p: Parameter): Buffer {
+  return Buffer.from(serialiseParameter({ Parameter: parameterShape(p), ResultMetadata: {} }))
+}
+
+export function parametersBody (list: Parameter[]): Buffer {
+  return Buffer.from(serialisePath({ Parameters: list.map(parameterShape) }))
+}
+
+export function batchBody (values: SecretValue[], errors: Array<{ SecretId: string, ErrorCode: string, Message: string }>): string {
+  return serialiseBatch({ SecretValues: values.map(secretShape), Errors: errors })
+}
+
+export function errorBody (type: string, message: string): string {
+  return serialiseError({ __type: type, message })
+}

@@ -1,0 +1,167 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
+import { watch, type FSWatcher } from 'node:fs'
+import { mkdir, readFile, stat } from 'node:fs/promises'
+import { homedir } from 'node:os'
+import { basename, dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { Logger } from 'pino'
+import { writeFileAtomic } from './providers/local/atomic.js'
+
+/** No token could be found or made: the agent must not start. */
+export class TokenError extends Error {
+  override readonly name = 'TokenError'
+}
+
+export interface TokenOptions {
+  /** `--token-file`: first choice. */
+  tokenFile: string | null
+  /** `--generate-token`: create `tokenFile` with a fresh token when it does not exist. */
+  generate: boolean
+  /** Mode of a generated file. */
+  fileMode: number
+  /** Variables to look in, in order; a value `file:///path` names a file. */
+  envVariables: readonly string[]
+  env: NodeJS.ProcessEnv
+  logger: Logger
+}
+
+export interface TokenChoice {
+  /** Where the token came from, for logs (never the token). */
+  source: string
+  /** The file that holds it, when it is a file; re-read when it changes. */
+  file: string | null
+}
+
+/**
+ * The token clients must present. Compared in constant time: both sides are hashed first, so
+ * neither the content nor the length of the expected token leaks through timing.
+ */
+export class Token {
+  #digest: Buffer
+  #watcher: FSWatcher | undefined
+  #debounce: NodeJS.Timeout | undefined
+  readonly choice: TokenChoice
+  readonly #logger: Logger | undefined
+
+  constructor (value: string, choice: TokenChoice = { source: 'given', file: null }, logger?: Logger) {
+    this.#digest = digest(value)
+    this.choice = choice
+    this.#logger = logger
+  }
+
+  /** True when `candidate` is the token. */
+  matches (candidate: string): boolean {
+    return timingSafeEqual(digest(candidate), this.#digest)
+  }
+
+  /** Re-reads the token file when it changes, so a rotated token takes effect without a restart. */
+  watchFile (): void {
+    const file = this.choice.file
+    if (file === null || this.#watcher !== undefined) return
+    const name = basename(file)
+    this.#watcher = watch(dirname(file), { persistent: false }, (_event, filename) => {
+      if (filename !== null && filename !== name) return
+      clearTimeout(this.#debounce)
+      this.#debounce = setTimeout(() => { void this.reload() }, 50)
+      this.#debounce.unref()
+    })
+    this.#watcher.on('error', () => { /* the directory went away; keep the token we have */ })
+  }
+
+  /** Reads the token file again; an empty or unreadable file keeps the current token. */
+  async reload (): Promise<void> {
+    const file = this.choice.file
+    if (file === null) return
+    try {
+      const value = (await readFile(file, 'utf8')).trim()
+      if (value === '') throw new Error('empty')
+      const next = digest(value)
+      if (!timingSafeEqual(next, this.#digest)) {
+        this.#digest = next
+        this.#logger?.info({ tokenFile: file }, 'token file changed; the new token is in effect')
+      }
+    } catch {
+      this.#logger?.warn({ tokenFile: file }, 'token file unreadable or empty; the previous token stays in effect')
+    }
+  }
+
+  close (): void {
+    this.#watcher?.close()
+    clearTimeout(this.#debounce)
+  }
+}
+
+function digest (value: string): Buffer {
+  return createHash('sha256').update(value, 'utf8').digest()
+}
+
+/** A fresh 256-bit token, base64url. */
+export function generateTokenValue (): string {
+  return randomBytes(32).toString('base64url')
+}
+
+/** Finds the token as DESIGN §4 says: `--token-file`, then the listed variables. */
+export async function loadToken (options: TokenOptions): Promise<Token> {
+  if (options.tokenFile !== null) {
+    if (options.generate && !(await exists(options.tokenFile))) {
+      await mkdir(dirname(options.tokenFile), { recursive: true, mode: 0o750 })
+      await writeFileAtomic(options.tokenFile, generateTokenValue() + '\n', options.fileMode)
+      options.logger.info({ tokenFile: options.tokenFile, mode: options.fileMode.toString(8) }, 'generated a token file')
+    }
+    const value = await readTokenFile(options.tokenFile)
+    return new Token(value, { source: `--token-file ${options.tokenFile}`, file: options.tokenFile }, options.logger)
+  }
+  if (options.generate) throw new TokenError('--generate-token needs --token-file to say where the token goes')
+  for (const name of options.envVariables) {
+    const raw = options.env[name]?.trim()
+    if (raw === undefined || raw === '') continue
+    if (raw.startsWith('file://')) {
+      const file = fileURLToPath(raw)
+      return new Token(await readTokenFile(file), { source: `${name} (file ${file})`, file }, options.logger)
+    }
+    return new Token(raw, { source: name, file: null }, options.logger)
+  }
+  throw new TokenError(`no token: pass --token-file PATH (with --generate-token to create it), or set one of ${options.envVariables.join(', ')}`)
+}
+
+/**
+ * The token of `secrets-agent dev`: `--token-file`, else AWS_TOKEN, else a generated one in a
+ * file only this user can read. Never AWS_SESSION_TOKEN: on a laptop that is an AWS credential.
+ */
+export async function loadDevToken (options: Omit<TokenOptions, 'envVariables' | 'generate' | 'fileMode'>): Promise<Token> {
+  if (options.tokenFile !== null || (options.env.AWS_TOKEN ?? '').trim() !== '') {
+    return loadToken({ ...options, envVariables: ['AWS_TOKEN'], generate: false, fileMode: 0o600 })
+  }
+  const file = devTokenPath(options.env)
+  if (!(await exists(file))) {
+    await mkdir(dirname(file), { recursive: true, mode: 0o700 })
+    await writeFileAtomic(file, generateTokenValue() + '\n', 0o600)
+  }
+  return new Token(await readTokenFile(file), { source: `generated file ${file}`, file }, options.logger)
+}
+
+export function devTokenPath (env: NodeJS.ProcessEnv): string {
+  const runtime = env.XDG_RUNTIME_DIR
+  if (runtime !== undefined && runtime !== '') return join(runtime, 'secrets-agent', 'token')
+  return join(env.HOME ?? homedir(), '.cache', 'secrets-agent', 'token')
+}
+
+async function readTokenFile (file: string): Promise<string> {
+  let value: string
+  try {
+    value = (await readFile(file, 'utf8')).trim()
+  } catch (error) {
+    throw new TokenError(`cannot read the token file ${file}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`)
+  }
+  if (value === '') throw new TokenError(`the token file ${file} is empty`)
+  return value
+}
+
+async function exists (file: string): Promise<boolean> {
+  try {
+    await stat(file)
+    return true
+  } catch {
+    return false
+  }
+}
