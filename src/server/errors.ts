@@ -1,9 +1,37 @@
-import createError from '@fastify/error'
+import { format } from 'node:util'
 import type { FastifyError } from 'fastify'
 import {
   AccessDeniedError, InvalidRequestError, NotFoundError, ProviderError, ThrottledError,
   UpstreamError, UpstreamTimeoutError
 } from '../providers/errors.js'
+
+/** An error the agent answers with: `code` is the `__type` sent, `statusCode` the status. */
+export class ApiError extends Error {
+  override readonly name = 'ApiError'
+  constructor (readonly code: string, readonly statusCode: number, message: string) {
+    super(message)
+  }
+}
+
+export interface ApiErrorClass {
+  new (...args: unknown[]): ApiError
+  readonly code: string
+  readonly statusCode: number
+}
+
+/**
+ * Shaped after @fastify/error's createError, which upper-cases codes: ours are AWS-style
+ * exception names (`ResourceNotFoundException`) that clients compare as they are.
+ */
+function createError (code: string, template: string, statusCode: number): ApiErrorClass {
+  return class extends ApiError {
+    static readonly code = code
+    static readonly statusCode = statusCode
+    constructor (...args: unknown[]) {
+      super(code, statusCode, format(template, ...args))
+    }
+  }
+}
 
 /**
  * Every error the agent answers with, in one place: the `__type` sent to the client, the
@@ -46,7 +74,6 @@ function providerStatus (error: ProviderError): number {
   return 502
 }
 
-const OUR_CODES: ReadonlySet<string> = new Set<string>(Object.values(Errors).map((E) => new E().code))
 
 /**
  * Maps anything thrown while handling a request to what the client is told. Provider errors
@@ -64,9 +91,7 @@ export function toErrorAnswer (error: unknown): ErrorAnswer {
     }
   }
   const e = error as Partial<FastifyError> & { validation?: Array<{ instancePath?: string, message?: string, params?: Record<string, unknown> }>, validationContext?: string }
-  if (typeof e.code === 'string' && OUR_CODES.has(e.code) && typeof e.statusCode === 'number') {
-    return { statusCode: e.statusCode, type: e.code, message: e.message ?? '' }
-  }
+  if (error instanceof ApiError) return { statusCode: error.statusCode, type: error.code, message: error.message }
   if (Array.isArray(e.validation)) {
     return { statusCode: 400, type: 'ValidationException', message: describeValidation(e.validation, e.validationContext) }
   }

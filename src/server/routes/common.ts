@@ -1,7 +1,7 @@
 import type { FastifyReply } from 'fastify'
 import type { CacheResult } from '../../cache/secret-cache.js'
 import { Errors } from '../errors.js'
-import { JSON_TYPE, MAX_ID_BYTES } from '../app.js'
+import { JSON_TYPE, MAX_ID_BYTES } from '../limits.js'
 
 /** An id: 1 to 2048 bytes, no control characters (checked in bytes by `checkId` too). */
 export const idSchema = {

@@ -4,7 +4,7 @@ import type { SecretValue } from '../../providers/types.js'
 import { Errors } from '../errors.js'
 import type { Reads } from '../reads.js'
 import { batchGetSchema, batchBody, booleanFlag, errorResponses, getSecretValueSchema } from '../schemas.js'
-import { JSON_TYPE } from '../app.js'
+import { JSON_TYPE } from '../limits.js'
 import { checkId, flag, idSchema, sendCached } from './common.js'
 
 interface SecretQuery {
@@ -26,7 +26,7 @@ const secretResponses = {
   ...errorResponses(400, 401, 403, 404, 429, 502, 503, 504)
 }
 
-export const secretRoutes: FastifyPluginCallback<{ reads: Reads, prefix: string }> = (app, { reads, prefix }, done) => {
+export const secretRoutes: FastifyPluginCallback<{ reads: Reads, pathPrefix: string }> = (app, { reads, pathPrefix }, done) => {
   const answer = async (reply: FastifyReply, secretId: string, query: SecretQuery): Promise<FastifyReply> => {
     const result = await reads.secret({
       secretId: checkId(secretId, 'secretId'),
@@ -49,7 +49,7 @@ export const secretRoutes: FastifyPluginCallback<{ reads: Reads, prefix: string 
     }
   }, async (request, reply) => answer(reply, request.query.secretId, request.query))
 
-  app.get<{ Params: { '*': string }, Querystring: SecretQuery }>(`${prefix}*`, {
+  app.get<{ Params: { '*': string }, Querystring: SecretQuery }>(`${pathPrefix}*`, {
     schema: {
       querystring: { type: 'object', additionalProperties: false, properties: secretQueryProperties },
       response: secretResponses

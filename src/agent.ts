@@ -1,0 +1,180 @@
+import { mkdir, stat } from 'node:fs/promises'
+import { homedir } from 'node:os'
+import { dirname, join } from 'node:path'
+import type { FastifyInstance } from 'fastify'
+import type { Logger } from 'pino'
+import { SecretCache } from './cache/secret-cache.js'
+import { ConfigError, type AgentConfig } from './config/index.js'
+import { writeFileAtomic } from './providers/local/atomic.js'
+import { defaultStoreText } from './providers/local/default-store.js'
+import { LocalProvider } from './providers/local/provider.js'
+import type { Provider } from './providers/types.js'
+import { buildApp } from './server/app.js'
+import type { Readiness, ReadinessState } from './server/routes/health.js'
+import type { Token } from './token.js'
+import { VERSION } from './version.js'
+
+export interface AgentOptions {
+  config: AgentConfig
+  token: Token
+  logger: Logger
+  env?: NodeJS.ProcessEnv
+  /** Create the store with example content when it does not exist (dev). */
+  createStore?: boolean
+}
+
+export interface RunningAgent {
+  app: FastifyInstance
+  provider: Provider
+  cache: SecretCache
+  /** The bound address, `http://host:port`. */
+  url: string
+  port: number
+  storeFile: string | null
+  /** Stops accepting, lets in-flight requests finish, releases everything. */
+  close (): Promise<void>
+}
+
+/** True for addresses only this machine can reach. */
+export function isLoopback (host: string): boolean {
+  return host === 'localhost' || host === '::1' || host === '[::1]' || /^127(\.\d{1,3}){3}$/.test(host)
+}
+
+export function defaultStorePath (env: NodeJS.ProcessEnv): string {
+  const base = env.XDG_CONFIG_HOME !== undefined && env.XDG_CONFIG_HOME !== '' ? env.XDG_CONFIG_HOME : join(env.HOME ?? homedir(), '.config')
+  return join(base, 'secrets-agent', 'store.yaml')
+}
+
+export function resolveRegion (config: AgentConfig, env: NodeJS.ProcessEnv): string | null {
+  return config.region ?? nonEmpty(env.AWS_REGION) ?? nonEmpty(env.AWS_DEFAULT_REGION) ?? null
+}
+
+/**
+ * Tracks what `/ready` reports: not ready until the provider answers its readiness check (store
+ * loaded, credentials resolved); the prefetch of DESIGN §3 adds its own condition.
+ */
+export class AgentReadiness implements Readiness {
+  #state: ReadinessState = { ready: false, reason: 'The agent is starting.' }
+  #closing = false
+  state (): ReadinessState { return this.#closing ? { ready: false, reason: 'The agent is shutting down.' } : this.#state }
+  set (state: ReadinessState): void { this.#state = state }
+  closing (): void { this.#closing = true }
+}
+
+export async function startAgent (options: AgentOptions): Promise<RunningAgent> {
+  const { config, logger, token } = options
+  const env = options.env ?? process.env
+  if (!isLoopback(config.host)) {
+    if (!config.allowRemote) {
+      throw new ConfigError(`refusing to listen on ${config.host}: it is not a loopback address, so other machines could ask for secrets. Pass --allow-remote (SECRETS_AGENT_ALLOW_REMOTE=true) if that is really wanted`)
+    }
+    logger.warn({ host: config.host }, 'listening on a non-loopback address (--allow-remote): anything that can reach it and holds the token can read secrets')
+  }
+
+  const { provider, storeFile } = await openProvider(options, env)
+  const cache = new SecretCache({
+    maxEntries: config.cacheEnabled ? config.cacheSize : 0,
+    maxBytes: config.cacheMaxBytes,
+    maxStaleMs: config.maxStaleSeconds * 1000,
+    staleIfError: config.ignoreTransientErrors,
+    refreshWindow: [config.refreshJitterMinPercent / 100, config.refreshJitterMaxPercent / 100],
+    negativeTtlMs: config.negativeTtlSeconds * 1000
+  })
+  // An edit of the local store makes every cached answer suspect: drop them all at once.
+  const unsubscribe = provider.onChange(() => { cache.clear() })
+
+  const readiness = new AgentReadiness()
+  const app = buildApp({
+    provider,
+    cache,
+    token,
+    logger,
+    tokenHeaders: config.ssrfHeaders,
+    pathPrefix: config.pathPrefix,
+    secretsTtlMs: config.secretsTtlSeconds * 1000,
+    parametersTtlMs: config.parametersTtlSeconds * 1000,
+    readiness
+  })
+  token.watchFile()
+
+  let url: string
+  try {
+    url = await app.listen({ host: config.host, port: config.httpPort })
+  } catch (error) {
+    await provider.close()
+    token.close()
+    throw error
+  }
+  const address = app.server.address()
+  const port = typeof address === 'object' && address !== null ? address.port : config.httpPort
+  logger.info({ url, port, provider: provider.kind, version: VERSION, tokenSource: token.choice.source }, 'secrets-agent listening')
+
+  provider.checkReady().then(
+    () => { readiness.set({ ready: true }) },
+    (error: unknown) => {
+      readiness.set({ ready: false, reason: 'The provider is not ready: ' + (error instanceof Error ? error.message : 'unknown error') })
+      logger.error({ err: { message: error instanceof Error ? error.message : String(error) } }, 'provider not ready')
+    }
+  )
+
+  return {
+    app,
+    provider,
+    cache,
+    url,
+    port,
+    storeFile,
+    async close () {
+      readiness.closing()
+      unsubscribe()
+      await app.close()
+      token.close()
+      await provider.close()
+    }
+  }
+}
+
+async function openProvider (options: AgentOptions, env: NodeJS.ProcessEnv): Promise<{ provider: Provider, storeFile: string | null }> {
+  const { config, logger } = options
+  if (config.provider === 'aws') {
+    // Loaded only when used: the AWS SDK is most of the agent's start-up time.
+    const { createAwsProvider } = await import('./providers/aws/index.js')
+    const provider = await createAwsProvider({
+      region: config.region,
+      profile: config.profile,
+      credentialsFilePath: config.credentialsFilePath,
+      secretsManagerTimeoutMillis: config.secretsManagerTimeoutMillis,
+      ssmParameterStoreTimeoutMillis: config.ssmParameterStoreTimeoutMillis,
+      kmsTimeoutMillis: config.kmsTimeoutMillis,
+      maxConnections: config.upstreamMaxConnections,
+      validateCredentials: config.validateCredentials,
+      userAgentSuffix: `secrets-agent/${VERSION}`,
+      logger,
+      env
+    })
+    return { provider, storeFile: null }
+  }
+  const storeFile = config.store ?? defaultStorePath(env)
+  if (!(await exists(storeFile))) {
+    if (options.createStore !== true) throw new ConfigError(`the local store ${storeFile} does not exist (secrets-agent dev creates an example one)`)
+    await mkdir(dirname(storeFile), { recursive: true, mode: 0o700 })
+    await writeFileAtomic(storeFile, defaultStoreText(), 0o600)
+    logger.info({ store: storeFile }, 'created an example local store')
+  }
+  const region = resolveRegion(config, env) ?? 'us-east-1'
+  const provider = await LocalProvider.open({ storeFile, region, logger })
+  return { provider, storeFile }
+}
+
+async function exists (path: string): Promise<boolean> {
+  try {
+    await stat(path)
+    return true
+  } catch {
+    return false
+  }
+}
+
+function nonEmpty (s: string | undefined): string | undefined {
+  return s === undefined || s === '' ? undefined : s
+}
