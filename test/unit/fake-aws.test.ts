@@ -688,12 +688,16 @@ describe('FakeAws: fault injection', () => {
     const sm = new SecretsManagerClient({ region: 'us-east-1', endpoint: fake.url, credentials, maxAttempts: 1 })
     fake.inject({ kind: 'hang' })
 
-    const pending = failure(sm.send(new GetSecretValueCommand({ SecretId: 's' })))
-    await new Promise((resolve) => setTimeout(resolve, 50))
-    await fake.close()
-    const err = await pending
-    sm.destroy()
+    try {
+      const pending = failure(sm.send(new GetSecretValueCommand({ SecretId: 's' })))
+      await new Promise((resolve) => setTimeout(resolve, 50))
+      await fake.close()
+      const err = await pending
 
-    assert.equal(err.$metadata?.httpStatusCode, undefined)
+      assert.equal(err.$metadata?.httpStatusCode, undefined)
+    } finally {
+      sm.destroy()
+      await fake.close()
+    }
   })
 })

@@ -69,7 +69,8 @@ export class FakeAws {
     this.#sts = new SecurityTokenService(this.accountId, this.callerArn)
     this.#server = createServer((req, res) => {
       this.#serve(req, res).catch((err: unknown) => {
-        console.error('fake AWS: request failed', err)
+        // A client that hung up mid-request is routine (aborts, close()); anything else is a bug.
+        if (!req.destroyed) console.error('fake AWS: request failed', err)
         res.destroy()
       })
     })

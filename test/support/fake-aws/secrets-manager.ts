@@ -137,17 +137,17 @@ export class SecretStore {
       throw constraintError('SecretIdList', `[${ids.join(', ')}]`, `Member must have length between 1 and ${BATCH_LIMIT}`)
     }
     ctx.authorize('secretsmanager:BatchGetSecretValue', { arn: '*', names: ['*'] })
-    const SecretValues: unknown[] = []
-    const Errors: unknown[] = []
+    const values: unknown[] = []
+    const errors: unknown[] = []
     for (const id of ids) {
       try {
-        SecretValues.push(secretValueOutput(this.read(id, {}, ctx)))
+        values.push(secretValueOutput(this.read(id, {}, ctx)))
       } catch (err) {
         if (!(err instanceof AwsError)) throw err
-        Errors.push({ SecretId: id, ErrorCode: err.code, Message: err.message })
+        errors.push({ SecretId: id, ErrorCode: err.code, Message: err.message })
       }
     }
-    return { SecretValues, Errors }
+    return { SecretValues: values, Errors: errors }
   }
 
   #describeSecret (input: Input, ctx: RequestContext): unknown {

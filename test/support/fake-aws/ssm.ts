@@ -102,18 +102,18 @@ export class ParameterStore {
       throw constraintError('Names', names?.join(', '), `Member must have length between 1 and ${NAMES_LIMIT}`)
     }
     const withDecryption = input.boolean('WithDecryption') ?? false
-    const Parameters: unknown[] = []
-    const InvalidParameters: string[] = []
+    const found: unknown[] = []
+    const invalid: string[] = []
     for (const name of names) {
       try {
-        Parameters.push(this.#read(name, withDecryption, ctx))
+        found.push(this.#read(name, withDecryption, ctx))
       } catch (err) {
         // A missing name is reported, not thrown; anything else (access denied) fails the call.
         if (!isMissing(err)) throw err
-        InvalidParameters.push(name)
+        invalid.push(name)
       }
     }
-    return { Parameters, InvalidParameters }
+    return { Parameters: found, InvalidParameters: invalid }
   }
 
   #getParametersByPath (input: Input, ctx: RequestContext): unknown {
@@ -131,9 +131,9 @@ export class ParameterStore {
     const start = readPageToken(input.string('NextToken'), path)
     const page = matches.slice(start, start + maxResults)
     const withDecryption = input.boolean('WithDecryption') ?? false
-    const Parameters = page.map((parameter) => this.#output(parameter, latest(parameter), undefined, withDecryption))
+    const parameters = page.map((parameter) => this.#output(parameter, latest(parameter), undefined, withDecryption))
     const next = start + page.length
-    return next < matches.length ? { Parameters, NextToken: pageToken(path, next) } : { Parameters }
+    return next < matches.length ? { Parameters: parameters, NextToken: pageToken(path, next) } : { Parameters: parameters }
   }
 
   #read (rawName: string, withDecryption: boolean, ctx: RequestContext): unknown {

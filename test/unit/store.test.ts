@@ -1,0 +1,108 @@
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { parseStore, secretArn, StoreFormatError } from '../../src/providers/local/store.js'
+import { defaultStoreText } from '../../src/providers/local/default-store.js'
+
+const REGION = 'eu-central-1'
+
+describe('parseStore', () => {
+  it('reads the shorthand forms: a string secret and a string parameter', () => {
+    const model = parseStore('secrets:\n  a: hello\nparameters:\n  /p: world\n', REGION)
+    const secret = model.secrets.get('a')
+    assert.equal(secret?.versions.length, 1)
+    assert.equal(secret?.versions[0]?.secretString, 'hello')
+    assert.deepEqual(secret?.versions[0]?.stages, ['AWSCURRENT'])
+    const parameter = model.parameters.get('/p')
+    assert.equal(parameter?.type, 'String')
+    assert.equal(parameter?.versions[0]?.value, 'world')
+    assert.equal(parameter?.versions[0]?.version, 1)
+  })
+
+  it('stores json: versions as JSON strings and binary: as bytes', () => {
+    const model = parseStore('secrets:\n  j:\n    json: { user: u, port: 5 }\n  b:\n    binary: aGVsbG8=\n', REGION)
+    assert.equal(model.secrets.get('j')?.versions[0]?.secretString, '{"user":"u","port":5}')
+    assert.equal(Buffer.from(model.secrets.get('b')?.versions[0]?.secretBinary ?? []).toString(), 'hello')
+  })
+
+  it('gives AWS-shaped ARNs in the configured region with the local account, stable across parses', () => {
+    const text = 'secrets:\n  app/db: x\nparameters:\n  /app/p: y\n  rel: z\n'
+    const first = parseStore(text, REGION)
+    const second = parseStore(text, REGION)
+    assert.match(first.secrets.get('app/db')?.arn ?? '', /^arn:aws:secretsmanager:eu-central-1:000000000000:secret:app\/db-[A-Za-z0-9]{6}$/)
+    assert.equal(first.secrets.get('app/db')?.arn, second.secrets.get('app/db')?.arn)
+    assert.equal(first.secrets.get('app/db')?.versions[0]?.versionId, second.secrets.get('app/db')?.versions[0]?.versionId)
+    assert.equal(first.parameters.get('/app/p')?.arn, 'arn:aws:ssm:eu-central-1:000000000000:parameter/app/p')
+    assert.equal(first.parameters.get('rel')?.arn, 'arn:aws:ssm:eu-central-1:000000000000:parameter/rel')
+    assert.equal(secretArn('app/db', REGION), first.secrets.get('app/db')?.arn)
+  })
+
+  it('numbers parameter versions from 1 and keeps their labels', () => {
+    const model = parseStore('parameters:\n  /p:\n    type: SecureString\n    versions:\n      - value: one\n      - value: two\n        labels: [Dev, prod]\n', REGION)
+    const p = model.parameters.get('/p')
+    assert.equal(p?.type, 'SecureString')
+    assert.deepEqual(p?.versions.map((v) => [v.version, v.value, v.labels]), [[1, 'one', []], [2, 'two', ['Dev', 'prod']]])
+  })
+
+  it('reads the same store written as JSON', () => {
+    const model = parseStore(JSON.stringify({ secrets: { s: 'v' }, parameters: { '/p': { type: 'StringList', value: 'a,b' } } }), REGION, 'store.json')
+    assert.equal(model.secrets.get('s')?.versions[0]?.secretString, 'v')
+    assert.equal(model.parameters.get('/p')?.type, 'StringList')
+  })
+
+  it('parses the example store that dev writes, with AWSCURRENT and AWSPREVIOUS versions', () => {
+    const model = parseStore(defaultStoreText(), REGION)
+    const db = model.secrets.get('dev/example/database')
+    assert.deepEqual(db?.versions.map((v) => v.stages), [['AWSCURRENT'], ['AWSPREVIOUS']])
+    const current = JSON.parse(db?.versions[0]?.secretString ?? '{}') as Record<string, unknown>
+    assert.deepEqual(Object.keys(current).sort(), ['host', 'password', 'port', 'username'])
+    assert.equal(model.parameters.get('/dev/example/log-level')?.versions[0]?.value, 'debug')
+    assert.equal(model.parameters.get('/dev/example/db-password')?.type, 'SecureString')
+  })
+
+  it('treats an empty file as an empty store', () => {
+    const model = parseStore('', REGION)
+    assert.equal(model.secrets.size + model.parameters.size, 0)
+  })
+
+  describe('refuses, naming where and why,', () => {
+    const cases: Array<[string, string, RegExp]> = [
+      ['text that is not YAML', 'secrets: [unclosed', /cannot parse/],
+      ['an unknown top-level key', 'secret:\n  a: b\n', /unknown top-level key "secret"/],
+      ['a secret with no AWSCURRENT version', 'secrets:\n  a:\n    versions:\n      - stages: [AWSPREVIOUS]\n        string: x\n', /secrets\.a: no version has the AWSCURRENT stage/],
+      ['a stage on two versions', 'secrets:\n  a:\n    versions:\n      - stages: [AWSCURRENT]\n        string: x\n      - stages: [AWSCURRENT]\n        string: y\n', /stage AWSCURRENT is on versions 0 and 1/],
+      ['a version with two values', 'secrets:\n  a:\n    string: x\n    binary: eA==\n', /exactly one of string, json, binary/],
+      ['binary that is not base64', 'secrets:\n  a:\n    binary: "not base64!"\n', /binary: not base64/],
+      ['an unknown parameter type', 'parameters:\n  /p:\n    type: Secret\n    value: x\n', /parameters\.\/p\.type: expected one of String, StringList, SecureString/],
+      ['a label on two versions', 'parameters:\n  /p:\n    versions:\n      - value: a\n        labels: [x]\n      - value: b\n        labels: [x]\n', /label x is on two versions/],
+      ['a label starting with a digit', 'parameters:\n  /p:\n    versions:\n      - value: a\n        labels: ["1x"]\n', /is not a label/],
+      ['a parameter name under /aws/', 'parameters:\n  /aws/x: y\n', /does not start with aws/],
+      ['a parameter name with a colon', 'parameters:\n  "/a:b": y\n', /parameter name/],
+      ['an unknown key in a version', 'secrets:\n  a:\n    versions:\n      - stages: [AWSCURRENT]\n        strin: x\n', /unknown key "strin"/]
+    ]
+    for (const [what, text, message] of cases) {
+      it(what, () => {
+        assert.throws(() => parseStore(text, REGION, 'store.yaml'), (error: unknown) => {
+          assert.ok(error instanceof StoreFormatError)
+          assert.match(error.message, message)
+          return true
+        })
+      })
+    }
+  })
+
+  it('never puts a value from the file in its error messages', () => {
+    const secretValue = 'hunter2-super-secret'
+    const texts = [
+      `secrets:\n  a:\n    string: ${secretValue}\n    binary: ${secretValue}\n`,
+      `secrets:\n  a: ${secretValue}\n   bad: [indent\n`,
+      `{"secrets": {"a": "${secretValue}"`
+    ]
+    for (const [i, text] of texts.entries()) {
+      assert.throws(() => parseStore(text, REGION, i === 2 ? 'store.json' : 'store.yaml'), (error: unknown) => {
+        assert.ok(error instanceof StoreFormatError)
+        assert.ok(!error.message.includes(secretValue), error.message)
+        return true
+      })
+    }
+  })
+})
