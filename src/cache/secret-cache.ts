@@ -121,6 +121,8 @@ export class SecretCache {
       maxEntrySize: Math.max(1, options.maxBytes),
       sizeCalculation: (entry, key) => entry.body.length + key.length + ENTRY_OVERHEAD,
       perf: { now: this.#now },
+      // lru-cache otherwise memoises "now" for 1 ms of real time, which a fake clock outruns.
+      ttlResolution: 0,
       fetchMethod: (key, old, { signal, options: fetchOptions, context }) => this.#fetch(key, old, signal, fetchOptions, context),
       dispose: (_value, _key, reason) => { if (reason === 'evict') this.#emit({ type: 'evict' }) }
     })
@@ -148,15 +150,20 @@ export class SecretCache {
         if (now >= entry.refreshAt && now >= entry.retryAt) this.#refreshInBackground(key, load, options.ttlMs)
         this.#emit({ type: 'hit' })
         return this.#result(entry, 'HIT', now)
-      } else if (now < entry.retryAt) {
-        // Expired, and the last refresh failed moments ago: serve stale until the backoff ends.
+      } else if (entry.failures > 0) {
+        // Expired while upstream is failing: serve the last good value without making the
+        // reader wait, and retry in the background once the backoff has passed.
+        if (now >= entry.retryAt) this.#refreshInBackground(key, load, options.ttlMs)
         this.#emit({ type: 'stale' })
         return this.#result(entry, 'STALE', now)
       }
+      // Expired, nobody refreshed it ahead (it was not read near its end): fetch and wait.
     }
 
     const previous = entry
-    entry = await this.#lru.fetch(key, { forceRefresh: previous !== undefined, context: { load, ttlMs: options.ttlMs } }) as CacheEntry<V> | undefined
+    // forceRefresh: whatever lru-cache holds for the key is not servable (we checked); an
+    // in-flight fetch is still joined rather than repeated.
+    entry = await this.#lru.fetch(key, { forceRefresh: true, context: { load, ttlMs: options.ttlMs } }) as CacheEntry<V> | undefined
     if (entry === undefined) {
       // The fetch was aborted: the entry was deleted meanwhile (a store edit cleared the cache,
       // or it was evicted). Answer this caller straight from upstream.
