@@ -9,7 +9,10 @@ import { writeFileAtomic } from './providers/local/atomic.js'
 import { defaultStoreText } from './providers/local/default-store.js'
 import { LocalProvider } from './providers/local/provider.js'
 import type { Provider } from './providers/types.js'
+import { Metrics, instrumentProvider, startMetricsServer, type MetricsServer } from './metrics.js'
 import { buildApp } from './server/app.js'
+import { prefetch } from './server/prefetch.js'
+import { Reads } from './server/reads.js'
 import type { Readiness, ReadinessState } from './server/routes/health.js'
 import type { Token } from './token.js'
 import { VERSION } from './version.js'
@@ -21,12 +24,18 @@ export interface AgentOptions {
   env?: NodeJS.ProcessEnv
   /** Create the store with example content when it does not exist (dev). */
   createStore?: boolean
+  /** Shared with the caller (tests scrape it); made here when omitted. */
+  metrics?: Metrics
 }
 
 export interface RunningAgent {
   app: FastifyInstance
   provider: Provider
   cache: SecretCache
+  metrics: Metrics
+  readiness: AgentReadiness
+  /** The metrics listener's address, when one was asked for. */
+  metricsUrl: string | null
   /** The bound address, `http://host:port`. */
   url: string
   port: number
@@ -71,8 +80,12 @@ export async function startAgent (options: AgentOptions): Promise<RunningAgent> 
     logger.warn({ host: config.host }, 'listening on a non-loopback address (--allow-remote): anything that can reach it and holds the token can read secrets')
   }
 
-  const { provider, storeFile } = await openProvider(options, env)
+  const metrics = options.metrics ?? new Metrics(VERSION)
+  const opened = await openProvider(options, env)
+  const storeFile = opened.storeFile
+  const provider = instrumentProvider(opened.provider, metrics)
   const cache = new SecretCache({
+    onEvent: metrics.onCacheEvent,
     maxEntries: config.cacheEnabled ? config.cacheSize : 0,
     maxBytes: config.cacheMaxBytes,
     maxStaleMs: config.maxStaleSeconds * 1000,
@@ -80,6 +93,7 @@ export async function startAgent (options: AgentOptions): Promise<RunningAgent> 
     refreshWindow: [config.refreshJitterMinPercent / 100, config.refreshJitterMaxPercent / 100],
     negativeTtlMs: config.negativeTtlSeconds * 1000
   })
+  metrics.watchCache(cache)
   // An edit of the local store makes every cached answer suspect: drop them all at once.
   const unsubscribe = provider.onChange(() => { cache.clear() })
 
@@ -93,7 +107,8 @@ export async function startAgent (options: AgentOptions): Promise<RunningAgent> 
     pathPrefix: config.pathPrefix,
     secretsTtlMs: config.secretsTtlSeconds * 1000,
     parametersTtlMs: config.parametersTtlSeconds * 1000,
-    readiness
+    readiness,
+    metrics
   })
   token.watchFile()
 
@@ -109,8 +124,29 @@ export async function startAgent (options: AgentOptions): Promise<RunningAgent> 
   const port = typeof address === 'object' && address !== null ? address.port : config.httpPort
   logger.info({ url, port, provider: provider.kind, version: VERSION, tokenSource: token.choice.source }, 'secrets-agent listening')
 
-  provider.checkReady().then(
-    () => { readiness.set({ ready: true }) },
+  let metricsServer: MetricsServer | null = null
+  if (config.metricsListen !== null) {
+    try {
+      metricsServer = await startMetricsServer(metrics, config.metricsListen)
+    } catch (error) {
+      await app.close()
+      await provider.close()
+      token.close()
+      throw error
+    }
+    logger.info({ url: metricsServer.url }, 'metrics listening')
+  }
+
+  // Ready once the provider can answer and the prefetch list has settled (DESIGN §3).
+  const stopping = new AbortController()
+  const reads = new Reads(provider, cache, { secretsMs: config.secretsTtlSeconds * 1000, parametersMs: config.parametersTtlSeconds * 1000 })
+  void provider.checkReady().then(
+    async () => {
+      readiness.set({ ready: false, reason: 'Prefetching.' })
+      const result = await prefetch(reads, config.prefetch, { timeoutMs: config.prefetchTimeoutSeconds * 1000, logger, signal: stopping.signal })
+      if (result.loaded + result.failed + result.timedOut > 0) logger.info(result, 'prefetch settled')
+      readiness.set({ ready: true })
+    },
     (error: unknown) => {
       readiness.set({ ready: false, reason: 'The provider is not ready: ' + (error instanceof Error ? error.message : 'unknown error') })
       logger.error({ err: { message: error instanceof Error ? error.message : String(error) } }, 'provider not ready')
@@ -121,13 +157,17 @@ export async function startAgent (options: AgentOptions): Promise<RunningAgent> 
     app,
     provider,
     cache,
+    metrics,
+    readiness,
+    metricsUrl: metricsServer?.url ?? null,
     url,
     port,
     storeFile,
     async close () {
       readiness.closing()
+      stopping.abort()
       unsubscribe()
-      await app.close()
+      await Promise.all([app.close(), metricsServer?.close()])
       token.close()
       await provider.close()
     }

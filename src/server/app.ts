@@ -2,6 +2,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import type { Logger } from 'pino'
 import type { SecretCache } from '../cache/secret-cache.js'
 import type { Provider } from '../providers/types.js'
+import type { Metrics } from '../metrics.js'
 import type { Token } from '../token.js'
 import { pathOf, tokenCheck } from './auth.js'
 import { Errors, toErrorAnswer } from './errors.js'
@@ -25,6 +26,8 @@ export interface AppOptions {
   parametersTtlMs: number
   /** What `/ready` reports; ready when omitted. */
   readiness?: Readiness
+  /** Request counts and latencies go here when given. */
+  metrics?: Metrics
 }
 
 
@@ -53,16 +56,20 @@ export function buildApp (options: AppOptions): FastifyInstance {
     reply.header('cache-control', 'no-store')
     done()
   })
-  app.addHook('onRequest', tokenCheck(options.token, options.tokenHeaders))
+  const metrics = options.metrics
+  app.addHook('onRequest', tokenCheck(options.token, options.tokenHeaders, () => metrics?.authFailures.inc()))
   app.addHook('onResponse', (request, reply, done) => {
-    // The access log: route, status, latency, cache outcome. Never the URL: it holds the id.
-    request.log.info({
-      method: request.method,
-      route: request.routeOptions.url ?? 'unknown',
-      status: reply.statusCode,
-      ms: Math.round(reply.elapsedTime * 100) / 100,
-      cache: reply.getHeader('x-cache')
-    }, 'request')
+    // Route patterns, never URLs: a URL holds the id.
+    const route = request.routeOptions.url ?? 'unmatched'
+    const status = reply.statusCode
+    const ms = reply.elapsedTime
+    if (metrics !== undefined) {
+      const statusLabel = String(status)
+      metrics.httpRequests.inc({ route, method: request.method, status: statusLabel })
+      metrics.httpDuration.observe({ route, status: statusLabel }, ms / 1000)
+    }
+    // The access log: route, status, latency, cache outcome.
+    request.log.info({ method: request.method, route, status, ms: Math.round(ms * 100) / 100, cache: reply.getHeader('x-cache') }, 'request')
     done()
   })
 

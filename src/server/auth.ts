@@ -15,7 +15,7 @@ export function pathOf (url: string): string {
  * and no sign of having come through a proxy. A request that fails never learns which routes
  * exist: it gets 401 whatever its path.
  */
-export function tokenCheck (token: Token, headers: readonly string[]) {
+export function tokenCheck (token: Token, headers: readonly string[], onFailure: () => void = () => {}) {
   const names = headers.map((h) => h.toLowerCase())
   const shown = headers[0] ?? 'X-Aws-Parameters-Secrets-Token'
   return function checkToken (request: FastifyRequest, _reply: FastifyReply, done: (error?: Error) => void): void {
@@ -25,7 +25,10 @@ export function tokenCheck (token: Token, headers: readonly string[]) {
       const value = request.headers[name]
       if (typeof value === 'string' && token.matches(value)) { authorised = true; break }
     }
-    if (!authorised) return done(new Errors.Unauthorized(shown))
+    if (!authorised) {
+      onFailure()
+      return done(new Errors.Unauthorized(shown))
+    }
     // SSRF through a proxy on the same host: such requests are not the app's own.
     if (request.headers['x-forwarded-for'] !== undefined || request.headers.forwarded !== undefined) {
       return done(new Errors.ForwardedRequest())

@@ -1,0 +1,189 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import type { CacheEvent, SecretCache } from './cache/secret-cache.js'
+import { ProviderError } from './providers/errors.js'
+import type { Provider } from './providers/types.js'
+
+/**
+ * The agent's Prometheus metrics, on a registry of its own (so building the app twice in one
+ * process works). Labels are bounded sets: route patterns, status codes, service and operation
+ * names, outcomes. Never an id.
+ */
+export class Metrics {
+  readonly registry = new Registry()
+  readonly httpRequests: Counter<'route' | 'method' | 'status'>
+  readonly httpDuration: Histogram<'route' | 'status'>
+  readonly cacheHits: Counter
+  readonly cacheMisses: Counter
+  readonly cacheStale: Counter
+  readonly cacheEvictions: Counter
+  readonly refreshes: Counter<'outcome'>
+  readonly refreshFailures: Counter
+  readonly upstreamRequests: Counter<'service' | 'operation' | 'outcome'>
+  readonly upstreamDuration: Histogram<'service' | 'operation'>
+  readonly authFailures: Counter
+  #cache: SecretCache | undefined
+  #cacheNow: () => number = () => performance.now()
+
+  constructor (version: string, options: { processMetrics?: boolean } = {}) {
+    const registers = [this.registry]
+    if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry })
+    new Gauge({ name: 'secrets_agent_build_info', help: 'The running version: always 1.', labelNames: ['version', 'node'], registers }).set({ version, node: process.version }, 1)
+
+    this.httpRequests = new Counter({ name: 'secrets_agent_http_requests_total', help: 'HTTP requests answered, by route pattern, method and status.', labelNames: ['route', 'method', 'status'], registers })
+    // A cache hit takes tens of microseconds; a miss takes an AWS round trip.
+    this.httpDuration = new Histogram({
+      name: 'secrets_agent_http_request_duration_seconds',
+      help: 'Time from request to response, by route pattern and status.',
+      labelNames: ['route', 'status'],
+      buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers
+    })
+    this.cacheHits = new Counter({ name: 'secrets_agent_cache_hits_total', help: 'Reads answered from a fresh cached value.', registers })
+    this.cacheMisses = new Counter({ name: 'secrets_agent_cache_misses_total', help: 'Reads that waited for upstream.', registers })
+    this.cacheStale = new Counter({ name: 'secrets_agent_cache_stale_total', help: 'Reads answered with a value past its TTL because upstream was failing.', registers })
+    this.cacheEvictions = new Counter({ name: 'secrets_agent_cache_evictions_total', help: 'Entries evicted to stay within cache_size or cache_max_bytes.', registers })
+    this.refreshes = new Counter({ name: 'secrets_agent_cache_refreshes_total', help: 'Upstream fetches made for the cache, by outcome.', labelNames: ['outcome'], registers })
+    this.refreshFailures = new Counter({ name: 'secrets_agent_refresh_failures_total', help: 'Upstream fetches for the cache that failed.', registers })
+    this.upstreamRequests = new Counter({ name: 'secrets_agent_upstream_requests_total', help: 'Provider calls, by service, operation and outcome.', labelNames: ['service', 'operation', 'outcome'], registers })
+    this.upstreamDuration = new Histogram({
+      name: 'secrets_agent_upstream_duration_seconds',
+      help: 'Provider call latency, by service and operation.',
+      labelNames: ['service', 'operation'],
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers
+    })
+    this.authFailures = new Counter({ name: 'secrets_agent_auth_failures_total', help: 'Requests refused for a missing or wrong token.', registers })
+
+    // Gauges that mirror the cache are read at scrape time (prom-client's collect()).
+    const entries = (): number => this.#cache?.size ?? 0
+    const bytes = (): number => this.#cache?.bytes ?? 0
+    const oldestAge = (): number => {
+      const oldest = this.#cache?.oldestFetchedAt()
+      return oldest === undefined ? 0 : Math.max(0, (this.#cacheNow() - oldest) / 1000)
+    }
+    new Gauge({ name: 'secrets_agent_cache_entries', help: 'Entries in the cache.', registers, collect () { this.set(entries()) } })
+    new Gauge({ name: 'secrets_agent_cache_bytes', help: 'Bytes held by the cache, by its own accounting.', registers, collect () { this.set(bytes()) } })
+    new Gauge({ name: 'secrets_agent_oldest_value_age_seconds', help: 'Age of the oldest value the cache holds (0 when empty).', registers, collect () { this.set(oldestAge()) } })
+  }
+
+  /** The gauges read this cache at scrape time; `now` must be the cache's clock. */
+  watchCache (cache: SecretCache, now: () => number = () => performance.now()): void {
+    this.#cache = cache
+    this.#cacheNow = now
+  }
+
+  /** For the cache's `onEvent` option. */
+  readonly onCacheEvent = (event: CacheEvent): void => {
+    switch (event.type) {
+      case 'hit': this.cacheHits.inc(); break
+      case 'miss': this.cacheMisses.inc(); break
+      case 'stale': this.cacheStale.inc(); break
+      case 'evict': this.cacheEvictions.inc(); break
+      case 'refresh':
+        this.refreshes.inc({ outcome: event.ok ? 'success' : 'failure' })
+        if (!event.ok) this.refreshFailures.inc()
+        break
+    }
+  }
+
+  async text (): Promise<string> {
+    return this.registry.metrics()
+  }
+
+  get contentType (): string {
+    return this.registry.contentType
+  }
+}
+
+const OPERATIONS: Record<string, [service: string, operation: string]> = {
+  getSecret: ['secretsmanager', 'GetSecretValue'],
+  batchGetSecrets: ['secretsmanager', 'BatchGetSecretValue'],
+  getParameter: ['ssm', 'GetParameter'],
+  getParametersByPath: ['ssm', 'GetParametersByPath'],
+  encrypt: ['kms', 'Encrypt'],
+  decrypt: ['kms', 'Decrypt'],
+  generateDataKey: ['kms', 'GenerateDataKey']
+}
+
+/** The outcome label of a provider call: a small fixed set. */
+export function outcomeOf (error: unknown): string {
+  if (error === undefined) return 'success'
+  if (error instanceof ProviderError) {
+    switch (error.name) {
+      case 'NotFoundError': return 'not_found'
+      case 'AccessDeniedError': return 'access_denied'
+      case 'InvalidRequestError': return 'invalid'
+      case 'ThrottledError': return 'throttled'
+      case 'UpstreamTimeoutError': return 'timeout'
+      default: return 'error'
+    }
+  }
+  return 'error'
+}
+
+/**
+ * Wraps a provider so that each call is counted and timed by service, operation and outcome.
+ * The provider itself stays free of metrics.
+ */
+export function instrumentProvider<P extends Provider> (provider: P, metrics: Metrics): P {
+  return new Proxy(provider, {
+    get (target, property, receiver) {
+      const value: unknown = Reflect.get(target, property, receiver)
+      const names = typeof property === 'string' ? OPERATIONS[property] : undefined
+      if (names === undefined || typeof value !== 'function') return typeof value === 'function' ? value.bind(target) : value
+      const [service, operation] = names
+      return async (...args: unknown[]) => {
+        const end = metrics.upstreamDuration.startTimer({ service, operation })
+        try {
+          const result: unknown = await (value as (...a: unknown[]) => Promise<unknown>).apply(target, args)
+          metrics.upstreamRequests.inc({ service, operation, outcome: 'success' })
+          return result
+        } catch (error) {
+          metrics.upstreamRequests.inc({ service, operation, outcome: outcomeOf(error) })
+          throw error
+        } finally {
+          end()
+        }
+      }
+    }
+  })
+}
+
+export interface MetricsServer {
+  url: string
+  close (): Promise<void>
+}
+
+/**
+ * The metrics listener: a bare node:http server on its own address (DESIGN §7), so a scraper can
+ * reach it on the pod network while secrets stay on loopback. It answers GET /metrics only.
+ */
+export async function startMetricsServer (metrics: Metrics, listen: string): Promise<MetricsServer> {
+  const { createServer } = await import('node:http')
+  const colon = listen.lastIndexOf(':')
+  const host = listen.slice(0, colon).replace(/^\[(.*)\]$/, '$1')
+  const port = Number(listen.slice(colon + 1))
+  const server = createServer((request, response) => {
+    const path = (request.url ?? '').split('?')[0]
+    if (request.method !== 'GET' || path !== '/metrics') {
+      response.writeHead(path === '/metrics' ? 405 : 404, { 'content-type': 'text/plain; charset=utf-8' }).end(path === '/metrics' ? 'method not allowed\n' : 'not found\n')
+      return
+    }
+    metrics.text().then(
+      (text) => { response.writeHead(200, { 'content-type': metrics.contentType }).end(text) },
+      () => { response.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' }).end('metrics failed\n') }
+    )
+  })
+  server.keepAliveTimeout = 5000
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(port, host, () => { server.off('error', reject); resolve() })
+  })
+  const address = server.address()
+  const bound = typeof address === 'object' && address !== null ? address.port : port
+  const shownHost = host.includes(':') ? `[${host}]` : host
+  return {
+    url: `http://${shownHost}:${bound}/metrics`,
+    close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()) })
+  }
+}

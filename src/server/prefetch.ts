@@ -1,0 +1,83 @@
+import type { Logger } from 'pino'
+import { isProviderError } from '../providers/errors.js'
+import type { Reads } from './reads.js'
+
+export interface PrefetchList {
+  secrets: readonly string[]
+  /** Read with decryption. */
+  parameters: readonly string[]
+  /** Read recursively, with decryption. */
+  parameterPaths: readonly string[]
+}
+
+export interface PrefetchOptions {
+  /** Longest that transient failures hold readiness. */
+  timeoutMs: number
+  logger: Logger
+  /** First retry delay and cap (default 500 ms, 10 s). */
+  backoffBaseMs?: number
+  backoffMaxMs?: number
+  /** Stops retrying (the agent is shutting down). */
+  signal?: AbortSignal
+}
+
+export interface PrefetchResult {
+  loaded: number
+  /** Failed authoritatively (not found, denied, invalid): logged as errors, not retried. */
+  failed: number
+  /** Still failing transiently at the deadline. */
+  timedOut: number
+}
+
+/**
+ * Loads the `[prefetch]` items into the cache at start (DESIGN §3). Resolves when every item has
+ * loaded or failed authoritatively, or when the timeout ends the transient retries.
+ */
+export async function prefetch (reads: Reads, list: PrefetchList, options: PrefetchOptions): Promise<PrefetchResult> {
+  const items: Array<{ kind: string, load: () => Promise<unknown> }> = [
+    ...list.secrets.map((id) => ({ kind: 'secret', load: () => reads.secret({ secretId: id }) })),
+    ...list.parameters.map((name) => ({ kind: 'parameter', load: () => reads.parameter(name, true) })),
+    ...list.parameterPaths.map((path) => ({ kind: 'parameter path', load: () => reads.parametersByPath(path, true, true) }))
+  ]
+  const deadline = Date.now() + options.timeoutMs
+  const base = options.backoffBaseMs ?? 500
+  const cap = options.backoffMaxMs ?? 10_000
+  const outcomes = await Promise.all(items.map(async (item, index) => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await item.load()
+        return 'loaded' as const
+      } catch (error) {
+        if (!isProviderError(error) || !error.transient) {
+          // Ids are logged at debug only; the position in the list says which one at error level.
+          options.logger.error({ kind: item.kind, index, code: isProviderError(error) ? error.code : 'Error' }, 'prefetch failed; the item is not cached and does not hold readiness')
+          options.logger.debug({ kind: item.kind, index, id: idOf(list, index) }, 'prefetch failure id')
+          return 'failed' as const
+        }
+        const delay = Math.min(cap, base * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2)
+        if (Date.now() + delay >= deadline || options.signal?.aborted === true) {
+          options.logger.warn({ kind: item.kind, index, code: error.code }, 'prefetch still failing at prefetch_timeout_seconds; turning ready without it')
+          return 'timedOut' as const
+        }
+        await sleep(delay, options.signal)
+      }
+    }
+  }))
+  return {
+    loaded: outcomes.filter((o) => o === 'loaded').length,
+    failed: outcomes.filter((o) => o === 'failed').length,
+    timedOut: outcomes.filter((o) => o === 'timedOut').length
+  }
+}
+
+function idOf (list: PrefetchList, index: number): string | undefined {
+  return [...list.secrets, ...list.parameters, ...list.parameterPaths][index]
+}
+
+function sleep (ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms)
+    signal?.addEventListener('abort', done, { once: true })
+    function done (): void { clearTimeout(timer); resolve() }
+  })
+}
