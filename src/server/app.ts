@@ -12,6 +12,7 @@ import { healthRoutes, type Readiness } from './routes/health.js'
 import { parameterRoutes } from './routes/parameters.js'
 import { secretRoutes } from './routes/secrets.js'
 import { errorBody } from './schemas.js'
+import { VERSION } from '../version.js'
 
 export interface AppOptions {
   provider: Provider
@@ -28,6 +29,8 @@ export interface AppOptions {
   readiness?: Readiness
   /** Request counts and latencies go here when given. */
   metrics?: Metrics
+  /** Collect the route schemas as an OpenAPI document (`app.swagger()`); for docs/openapi.json. */
+  openapi?: boolean
 }
 
 
@@ -93,10 +96,27 @@ export function buildApp (options: AppOptions): FastifyInstance {
     throw new Errors.RouteNotFound()
   })
 
+  if (options.openapi === true) app.register(import('@fastify/swagger'), { openapi: OPENAPI_INFO })
   app.register(healthRoutes, { readiness: options.readiness })
   app.register(secretRoutes, { reads, pathPrefix: prefix })
   app.register(parameterRoutes, { reads })
   return app
+}
+
+const OPENAPI_INFO = {
+  openapi: '3.0.3',
+  info: {
+    title: 'secrets-agent',
+    description: 'AWS Secrets Manager secrets, SSM parameters and KMS for local applications, from a refreshing cache. Compatible with the AWS Parameters and Secrets Lambda Extension and the AWS Secrets Manager Agent.',
+    version: VERSION
+  },
+  components: {
+    securitySchemes: {
+      token: { type: 'apiKey' as const, in: 'header', name: 'X-Aws-Parameters-Secrets-Token' },
+      vaultToken: { type: 'apiKey' as const, in: 'header', name: 'X-Vault-Token' }
+    }
+  },
+  security: [{ token: [] }, { vaultToken: [] }]
 }
 
 function causeName (error: unknown): string | undefined {
