@@ -108,7 +108,8 @@ export async function startAgent (options: AgentOptions): Promise<RunningAgent> 
     secretsTtlMs: config.secretsTtlSeconds * 1000,
     parametersTtlMs: config.parametersTtlSeconds * 1000,
     readiness,
-    metrics
+    metrics,
+    maxConnections: config.maxConn
   })
   token.watchFile()
 

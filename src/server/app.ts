@@ -6,7 +6,8 @@ import type { Metrics } from '../metrics.js'
 import type { Token } from '../token.js'
 import { pathOf, tokenCheck } from './auth.js'
 import { Errors, toErrorAnswer } from './errors.js'
-import { JSON_TYPE, KMS_BODY_LIMIT, MAX_ID_BYTES } from './limits.js'
+import { clientErrorHandler, checkRequestSize, limitConnections } from './connection-limits.js'
+import { JSON_TYPE, KMS_BODY_LIMIT, MAX_HEADER_BYTES, MAX_ID_BYTES, MAX_URL_BYTES } from './limits.js'
 import { Reads } from './reads.js'
 import { healthRoutes, type Readiness } from './routes/health.js'
 import { parameterRoutes } from './routes/parameters.js'
@@ -29,6 +30,10 @@ export interface AppOptions {
   readiness?: Readiness
   /** Request counts and latencies go here when given. */
   metrics?: Metrics
+  /** Open connections beyond this are answered 429 (default 800). */
+  maxConnections?: number
+  /** Time for a whole request to arrive, in ms (default 10 s); later → 408. */
+  requestTimeoutMs?: number
   /** Collect the route schemas as an OpenAPI document (`app.swagger()`); for docs/openapi.json. */
   openapi?: boolean
 }
@@ -47,6 +52,16 @@ export function buildApp (options: AppOptions): FastifyInstance {
     // Ids are up to 2048 bytes, which percent-encoded can be three times longer.
     routerOptions: { maxParamLength: MAX_ID_BYTES * 3 + 16 },
     return503OnClosing: false,
+    requestTimeout: options.requestTimeoutMs ?? 10_000,
+    clientErrorHandler,
+    http: {
+      // Node's own limit covers the request line and headers together: raise it above both of
+      // ours (URL 64 KiB, headers 16 KiB) so that ours answer with the right status.
+      maxHeaderSize: MAX_URL_BYTES + MAX_HEADER_BYTES + 4096,
+      headersTimeout: options.requestTimeoutMs ?? 10_000,
+      // How often Node checks for requests past their timeout (default 30 s).
+      connectionsCheckingInterval: Math.min(1000, options.requestTimeoutMs ?? 10_000)
+    },
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } }
   })
 
@@ -59,6 +74,8 @@ export function buildApp (options: AppOptions): FastifyInstance {
     reply.header('cache-control', 'no-store')
     done()
   })
+  app.addHook('onRequest', limitConnections(app, options.maxConnections ?? 800))
+  app.addHook('onRequest', checkRequestSize)
   const metrics = options.metrics
   app.addHook('onRequest', tokenCheck(options.token, options.tokenHeaders, () => metrics?.authFailures.inc()))
   app.addHook('onResponse', (request, reply, done) => {
@@ -116,7 +133,7 @@ const OPENAPI_INFO = {
       vaultToken: { type: 'apiKey' as const, in: 'header', name: 'X-Vault-Token' }
     }
   },
-  security: [{ token: [] }, { vaultToken: [] }]
+  security: [{ token: [] }, { vaultToken: [] }] as Array<Record<string, string[]>>
 }
 
 function causeName (error: unknown): string | undefined {

@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict'
 import { Writable } from 'node:stream'
 import { afterEach, describe, it } from 'node:test'
-import { pino } from 'pino'
+import { pino, type Logger } from 'pino'
 import { NotFoundError, ThrottledError } from '../../src/providers/errors.js'
 import { prefetch } from '../../src/server/prefetch.js'
 import type { Reads } from '../../src/server/reads.js'
 import { startTestAgent, eventually, type TestAgent } from '../support/agent.js'
 
-function capture (): { logger: ReturnType<typeof pino>, lines: () => Array<Record<string, unknown>> } {
+function capture (): { logger: Logger, lines: () => Array<Record<string, unknown>> } {
   let raw = ''
   const logger = pino({ level: 'debug' }, new Writable({ write (c: Buffer, _e, cb) { raw += c.toString(); cb() } }))
   return { logger, lines: () => raw.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>) }

@@ -1,0 +1,62 @@
+import { STATUS_CODES } from 'node:http'
+import type { Socket } from 'node:net'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { Errors } from './errors.js'
+import { JSON_TYPE, MAX_HEADER_BYTES, MAX_URL_BYTES } from './limits.js'
+import { errorBody } from './schemas.js'
+
+const OVER_LIMIT = Symbol('secrets-agent.overLimit')
+type CountedSocket = Socket & { [OVER_LIMIT]?: boolean }
+
+/**
+ * Counts open connections; one accepted beyond `max` is marked, and its requests are answered
+ * 429 and the connection closed. Answering (rather than dropping, as `server.maxConnections`
+ * does) tells a client to back off instead of retrying at once.
+ */
+export function limitConnections (app: FastifyInstance, max: number): (request: FastifyRequest, reply: FastifyReply, done: (error?: Error) => void) => void {
+  let open = 0
+  app.server.on('connection', (socket: CountedSocket) => {
+    open += 1
+    if (open > max) socket[OVER_LIMIT] = true
+    socket.once('close', () => { open -= 1 })
+  })
+  return function checkConnections (request, reply, done) {
+    if ((request.raw.socket as CountedSocket | undefined)?.[OVER_LIMIT] === true) {
+      void reply.header('connection', 'close').header('retry-after', '1')
+      return done(new Errors.TooManyConnections())
+    }
+    done()
+  }
+}
+
+/** 414 for a URL over 64 KiB, 431 for headers over 16 KiB (DESIGN §4). */
+export function checkRequestSize (request: FastifyRequest, _reply: FastifyReply, done: (error?: Error) => void): void {
+  if (Buffer.byteLength(request.raw.url ?? '') > MAX_URL_BYTES) return done(new Errors.UriTooLong(MAX_URL_BYTES))
+  const raw = request.raw.rawHeaders
+  let size = 0
+  for (let i = 0; i < raw.length; i++) size += (raw[i]?.length ?? 0) + 2
+  if (size > MAX_HEADER_BYTES) return done(new Errors.HeadersTooLarge(MAX_HEADER_BYTES))
+  done()
+}
+
+/**
+ * Answers what Node's HTTP parser rejects before any route runs (a request not received within
+ * the request timeout, headers past the parser's limit, malformed HTTP) in the agent's own error
+ * shape, then closes the connection.
+ */
+export function clientErrorHandler (error: Error & { code?: string }, socket: Socket): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return
+  let status = 400
+  let type = 'ValidationException'
+  let message = 'The request is not valid HTTP.'
+  if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    status = 408; type = 'RequestTimeoutException'; message = 'The request was not received in time.'
+  } else if (error.code === 'HPE_HEADER_OVERFLOW') {
+    status = 431; type = 'RequestHeaderFieldsTooLargeException'; message = 'The request line and headers are over the limit.'
+  }
+  if (socket.writable) {
+    const body = errorBody(type, message)
+    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: ${JSON_TYPE}\r\nCache-Control: no-store\r\nConnection: close\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`)
+  }
+  socket.destroy()
+}

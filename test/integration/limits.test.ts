@@ -1,0 +1,124 @@
+import assert from 'node:assert/strict'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { connect, type Socket } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import type { FastifyInstance } from 'fastify'
+import { pino } from 'pino'
+import { SecretCache } from '../../src/cache/secret-cache.js'
+import { LocalProvider } from '../../src/providers/local/provider.js'
+import { buildApp } from '../../src/server/app.js'
+import { Token } from '../../src/token.js'
+
+const TOKEN = 'limits-test-token'
+
+/** Sends raw bytes on a new connection and collects the whole answer until the server closes or `ms` pass. */
+function raw (port: number, data: string | Buffer, ms = 3000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1')
+    let out = ''
+    const timer = setTimeout(() => { socket.destroy(); resolve(out) }, ms)
+    socket.on('data', (chunk) => { out += chunk.toString('utf8') })
+    socket.on('close', () => { clearTimeout(timer); resolve(out) })
+    socket.on('error', (error) => { clearTimeout(timer); if (out === '') reject(error); else resolve(out) })
+    socket.write(data)
+  })
+}
+
+function statusOf (response: string): number {
+  return Number(/^HTTP\/1\.1 (\d{3})/.exec(response)?.[1])
+}
+
+function bodyOf (response: string): Record<string, unknown> {
+  return JSON.parse(response.slice(response.indexOf('\r\n\r\n') + 4)) as Record<string, unknown>
+}
+
+describe('request limits on a listening agent', () => {
+  let dir: string
+  let app: FastifyInstance
+  let provider: LocalProvider
+  let port: number
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'sa-limits-'))
+    await writeFile(join(dir, 'store.yaml'), 'secrets:\n  s: value\n')
+    provider = await LocalProvider.open({ storeFile: join(dir, 'store.yaml'), region: 'us-east-1', logger: pino({ level: 'silent' }), watch: false })
+    app = buildApp({
+      provider,
+      cache: new SecretCache({ maxEntries: 10, maxBytes: 1 << 20, maxStaleMs: 0, staleIfError: true }),
+      token: new Token(TOKEN),
+      logger: pino({ level: 'silent' }),
+      tokenHeaders: ['X-Aws-Parameters-Secrets-Token'],
+      secretsTtlMs: 60_000,
+      parametersTtlMs: 60_000,
+      maxConnections: 3,
+      requestTimeoutMs: 500
+    })
+    await app.listen({ host: '127.0.0.1', port: 0 })
+    const address = app.server.address()
+    port = typeof address === 'object' && address !== null ? address.port : 0
+  })
+  after(async () => {
+    await app.close()
+    await provider.close()
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  const request = (path: string, extraHeaders = ''): string =>
+    `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Aws-Parameters-Secrets-Token: ${TOKEN}\r\n${extraHeaders}Connection: close\r\n\r\n`
+
+  it('answers a URL over 64 KiB with 414 in the agent\'s error shape', async () => {
+    const response = await raw(port, request(`/secretsmanager/get?secretId=s&x=${'a'.repeat(70 * 1024)}`))
+    assert.equal(statusOf(response), 414)
+    assert.equal(bodyOf(response).__type, 'UriTooLongException')
+  })
+
+  it('answers headers over 16 KiB with 431', async () => {
+    const response = await raw(port, request('/secretsmanager/get?secretId=s', `X-Padding: ${'p'.repeat(17 * 1024)}\r\n`))
+    assert.equal(statusOf(response), 431)
+    assert.equal(bodyOf(response).__type, 'RequestHeaderFieldsTooLargeException')
+  })
+
+  it('answers headers past what the HTTP parser takes with 431 and a JSON body, then closes', async () => {
+    const response = await raw(port, request('/secretsmanager/get?secretId=s', `X-Padding: ${'p'.repeat(100 * 1024)}\r\n`))
+    assert.equal(statusOf(response), 431)
+    assert.equal(bodyOf(response).__type, 'RequestHeaderFieldsTooLargeException')
+  })
+
+  it('answers malformed HTTP with 400 and a JSON body', async () => {
+    const response = await raw(port, 'NOT HTTP AT ALL\r\n\r\n')
+    assert.equal(statusOf(response), 400)
+    assert.equal(bodyOf(response).__type, 'ValidationException')
+  })
+
+  it('answers 408 when the request does not arrive within the request timeout', async () => {
+    const started = Date.now()
+    const response = await raw(port, `GET /secretsmanager/get?secretId=s HTTP/1.1\r\nHost: 127.0.0.1\r\n`, 5000)
+    assert.equal(statusOf(response), 408)
+    assert.equal(bodyOf(response).__type, 'RequestTimeoutException')
+    assert.ok(Date.now() - started < 4000, 'well before the test gives up')
+  })
+
+  it('answers 429 on connections beyond max_conn, and serves again once they close', async () => {
+    const held: Socket[] = []
+    try {
+      for (let i = 0; i < 3; i++) {
+        const socket = connect(port, '127.0.0.1')
+        await new Promise((resolve) => socket.once('connect', resolve))
+        held.push(socket)
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50))
+      const refused = await raw(port, request('/secretsmanager/get?secretId=s'))
+      assert.equal(statusOf(refused), 429)
+      assert.match(refused, /\r\nretry-after: 1\r\n/i)
+      assert.equal(bodyOf(refused).__type, 'TooManyConnectionsException')
+      assert.ok(!refused.includes('value'), 'no secret bytes')
+    } finally {
+      for (const s of held) s.destroy()
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    const served = await raw(port, request('/secretsmanager/get?secretId=s'))
+    assert.equal(statusOf(served), 200)
+  })
+})
