@@ -1,15 +1,18 @@
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify'
 import type { Logger } from 'pino'
 import type { SecretCache } from '../cache/secret-cache.js'
+import type { Envelope } from '../envelope/index.js'
 import type { Provider } from '../providers/types.js'
 import type { Metrics } from '../metrics.js'
 import type { Token } from '../token.js'
-import { pathOf, tokenCheck } from './auth.js'
+import type { AllowList } from './allow.js'
+import { PUBLIC_PATHS, hasValidToken, pathOf, tokenCheck } from './auth.js'
 import { Errors, toErrorAnswer } from './errors.js'
 import { clientErrorHandler, checkRequestSize, limitConnections } from './connection-limits.js'
 import { JSON_TYPE, KMS_BODY_LIMIT, MAX_HEADER_BYTES, MAX_ID_BYTES, MAX_URL_BYTES } from './limits.js'
 import { Reads } from './reads.js'
 import { healthRoutes, type Readiness } from './routes/health.js'
+import { kmsRoutes } from './routes/kms.js'
 import { parameterRoutes } from './routes/parameters.js'
 import { secretRoutes } from './routes/secrets.js'
 import { errorBody } from './schemas.js'
@@ -36,6 +39,12 @@ export interface AppOptions {
   requestTimeoutMs?: number
   /** Collect the route schemas as an OpenAPI document (`app.swagger()`); for docs/openapi.json. */
   openapi?: boolean
+  /** The `[allow]` patterns; everything is allowed when omitted. */
+  allow?: AllowList
+  /** Envelope encryption for `/envelope/*`, built with `allowKey` from `allow`; defaults over `provider` when omitted. */
+  envelope?: Envelope
+  /** Body limit of `/envelope/*` (`envelope_max_body_bytes`, default 1 MiB). */
+  envelopeMaxBodyBytes?: number
 }
 
 
@@ -61,6 +70,18 @@ export function buildApp (options: AppOptions): FastifyInstance {
       headersTimeout: options.requestTimeoutMs ?? 10_000,
       // How often Node checks for requests past their timeout (default 30 s).
       connectionsCheckingInterval: Math.min(1000, options.requestTimeoutMs ?? 10_000)
+    },
+    // Errors fastify raises before routing (a malformed percent-encoding in the path): still no
+    // answer but 401 without the token, and our error shape with it.
+    frameworkErrors: (error, request, reply) => {
+      const authorised = PUBLIC_PATHS.has(pathOf(request.url)) || hasValidToken(options.token, options.tokenHeaders.map((h) => h.toLowerCase()), request.headers)
+      const answer = authorised
+        ? { statusCode: 400, type: 'ValidationException', message: 'The request URL is not valid.' }
+        : toErrorAnswer(new Errors.Unauthorized(options.tokenHeaders[0] ?? 'X-Aws-Parameters-Secrets-Token'))
+      if (!authorised) options.metrics?.authFailures.inc()
+      // The reply here is typed for the route-less context; it is an ordinary reply.
+      void (reply as FastifyReply).code(answer.statusCode).header('cache-control', 'no-store').type(JSON_TYPE).send(errorBody(answer.type, answer.message))
+      request.log.debug({ code: error.code }, 'request refused before routing')
     },
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } }
   })
@@ -117,6 +138,7 @@ export function buildApp (options: AppOptions): FastifyInstance {
   app.register(healthRoutes, { readiness: options.readiness })
   app.register(secretRoutes, { reads, pathPrefix: prefix })
   app.register(parameterRoutes, { reads })
+  app.register(kmsRoutes, { provider: options.provider, allow: options.allow, envelope: options.envelope, envelopeMaxBodyBytes: options.envelopeMaxBodyBytes })
   return app
 }
 

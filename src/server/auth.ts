@@ -1,3 +1,4 @@
+import type { IncomingHttpHeaders } from 'node:http'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Token } from '../token.js'
 import { Errors } from './errors.js'
@@ -15,17 +16,21 @@ export function pathOf (url: string): string {
  * and no sign of having come through a proxy. A request that fails never learns which routes
  * exist: it gets 401 whatever its path.
  */
+/** Whether one of the header `names` (lower case) carries the token. */
+export function hasValidToken (token: Token, names: readonly string[], headers: IncomingHttpHeaders): boolean {
+  for (const name of names) {
+    const value = headers[name]
+    if (typeof value === 'string' && token.matches(value)) return true
+  }
+  return false
+}
+
 export function tokenCheck (token: Token, headers: readonly string[], onFailure: () => void = () => {}) {
   const names = headers.map((h) => h.toLowerCase())
   const shown = headers[0] ?? 'X-Aws-Parameters-Secrets-Token'
   return function checkToken (request: FastifyRequest, _reply: FastifyReply, done: (error?: Error) => void): void {
     if (PUBLIC_PATHS.has(pathOf(request.url))) return done()
-    let authorised = false
-    for (const name of names) {
-      const value = request.headers[name]
-      if (typeof value === 'string' && token.matches(value)) { authorised = true; break }
-    }
-    if (!authorised) {
+    if (!hasValidToken(token, names, request.headers)) {
       onFailure()
       return done(new Errors.Unauthorized(shown))
     }

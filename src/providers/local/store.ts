@@ -79,10 +79,11 @@ const EPOCH = new Date('2024-01-01T00:00:00.000Z')
 
 export function parseStore (text: string, region: string, fileName = 'store'): StoreModel {
   let doc: unknown
+  const json = fileName.endsWith('.json')
   try {
-    doc = fileName.endsWith('.json') ? JSON.parse(text) : parseYaml(text)
+    doc = json ? JSON.parse(text) : parseYaml(text)
   } catch (error) {
-    throw new StoreFormatError(`${fileName}: cannot parse: ${(error as Error).message.split('\n')[0] ?? ''}`)
+    throw new StoreFormatError(`${fileName}: cannot parse: ${describeParseError(error, json)}`)
   }
   if (doc === null || doc === undefined) doc = {}
   const root = asRecord(doc, fileName)
@@ -189,6 +190,18 @@ function parseParameter (name: string, raw: unknown, region: string, where: stri
   })
   const dataType = record.dataType === undefined ? 'text' : asString(record.dataType, `${where}.dataType`)
   return { name, arn, type: type as ParameterType, dataType, versions }
+}
+
+/**
+ * Where and what kind of parse error, never the parser's own text: YAML and JSON parsers quote
+ * the surrounding source (or an alias name) in their messages, and that source holds secrets.
+ */
+function describeParseError (error: unknown, json: boolean): string {
+  if (json) return 'not valid JSON'
+  const e = error as { code?: unknown, linePos?: Array<{ line: number, col: number }> }
+  const at = e.linePos?.[0]
+  const code = typeof e.code === 'string' ? ` (${e.code})` : ''
+  return at === undefined ? `not valid YAML${code}` : `not valid YAML${code} at line ${at.line}, column ${at.col}`
 }
 
 export function secretArn (name: string, region: string): string {

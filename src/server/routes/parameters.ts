@@ -22,7 +22,8 @@ export const parameterRoutes: FastifyPluginCallback<{ reads: Reads }> = (app, { 
         properties: {
           name: idSchema,
           version: { type: 'string', pattern: '^[1-9][0-9]{0,9}$' },
-          label: { type: 'string', minLength: 1, maxLength: 100, pattern: '^[A-Za-z0-9_.-]+$' },
+          // Labels cannot start with a digit (as in SSM): `name:1` would read as version 1.
+          label: { type: 'string', minLength: 1, maxLength: 100, pattern: '^[A-Za-z_.-][A-Za-z0-9_.-]*$' },
           withDecryption: booleanFlag,
           refreshNow: booleanFlag
         }

@@ -1,0 +1,200 @@
+import assert from 'node:assert/strict'
+import { rm, writeFile } from 'node:fs/promises'
+import { describe, it, type TestContext } from 'node:test'
+import { json, openLocalApp, until, type LocalApp, type LocalAppOptions } from '../support/local-app.js'
+
+const SECRET = 'app/api-key'
+const PARAMETER = '/app/flag'
+
+/** A small store whose secret, parameter and path answers all change with `value`. */
+function storeWith (value: string): string {
+  return `secrets:
+  ${SECRET}: "${value}"
+parameters:
+  ${PARAMETER}:
+    type: SecureString
+    value: "param-${value}"
+`
+}
+
+async function open (t: TestContext, options: LocalAppOptions = {}): Promise<LocalApp> {
+  const h = await openLocalApp({ secretsTtlSeconds: 300, parametersTtlSeconds: 300, storeText: storeWith('first-value-Ab1'), ...options })
+  t.after(() => h.close())
+  return h
+}
+
+async function get (h: LocalApp, url: string): Promise<Awaited<ReturnType<LocalApp['app']['inject']>>> {
+  return h.app.inject({ method: 'GET', url, headers: h.auth })
+}
+
+async function secretValue (h: LocalApp): Promise<{ status: number, value: unknown, cache: unknown }> {
+  const response = await get(h, `/secretsmanager/get?secretId=${SECRET}`)
+  return { status: response.statusCode, value: response.statusCode === 200 ? json(response).SecretString : undefined, cache: response.headers['x-cache'] }
+}
+
+/** Log lines at error level (pino level 50) or above, parsed. */
+function errorLines (h: LocalApp): string[] {
+  return h.logs().filter((line) => (JSON.parse(line) as { level: number }).level >= 50)
+}
+
+describe('local store reload', () => {
+  it('serves an edit made by rename to the next read after the reload event, long before the TTL ends', async (t) => {
+    const h = await open(t)
+    await secretValue(h)
+    assert.equal((await secretValue(h)).cache, 'HIT')
+
+    const changed = h.nextChange()
+    await h.replaceStore(storeWith('second-value-Cd2'))
+    await changed
+    const after = await secretValue(h)
+
+    assert.equal(after.status, 200)
+    assert.equal(after.value, 'second-value-Cd2')
+    assert.equal(after.cache, 'MISS')
+  })
+
+  it('drops cached parameters and get-by-path answers on an edit too', async (t) => {
+    const h = await open(t)
+    const parameterUrl = `/systemsmanager/parameters/get?name=${PARAMETER}&withDecryption=true`
+    const pathUrl = '/systemsmanager/parameters/get-by-path?path=/app&withDecryption=true'
+    await get(h, parameterUrl)
+    await get(h, pathUrl)
+
+    const changed = h.nextChange()
+    await h.replaceStore(storeWith('second-value-Cd2'))
+    await changed
+    const parameter = await get(h, parameterUrl)
+    const path = await get(h, pathUrl)
+
+    assert.equal((json(parameter).Parameter as Record<string, unknown>).Value, 'param-second-value-Cd2')
+    assert.equal((json(path).Parameters as Array<Record<string, unknown>>)[0]?.Value, 'param-second-value-Cd2')
+  })
+
+  it('answers every request with one of the written values while the store is replaced 120 times', async (t) => {
+    const h = await open(t)
+    const allowed = new Set(['first-value-Ab1'])
+    const results: Array<{ status: number, value: unknown }> = []
+    let writing = true
+    const deadline = Date.now() + 10_000
+    const reader = async (): Promise<void> => {
+      while (writing && Date.now() < deadline) {
+        results.push(await secretValue(h))
+        // A cache hit resolves without I/O: let timers and the file watcher run between reads.
+        await new Promise((resolve) => setImmediate(resolve))
+      }
+    }
+    const readers = [reader(), reader(), reader(), reader()]
+
+    let last = ''
+    for (let i = 0; i < 120; i++) {
+      last = `value-${i}`
+      allowed.add(last)
+      await h.replaceStore(storeWith(last))
+      await new Promise((resolve) => setTimeout(resolve, 2))
+    }
+    await until(async () => (await secretValue(h)).value === last, 2000)
+    writing = false
+    await Promise.all(readers)
+
+    assert.ok(results.length >= 100, `only ${results.length} reads ran`)
+    const failed = results.filter((r) => r.status !== 200)
+    assert.deepEqual(failed, [])
+    const strangers = results.filter((r) => !allowed.has(r.value as string))
+    assert.deepEqual(strangers, [])
+    assert.ok(new Set(results.map((r) => r.value)).size > 2, 'the readers saw the store change')
+    assert.ok(h.changes() >= 1)
+  })
+
+  it('keeps the last good store serving when the file does not parse, and logs an error without its values', async (t) => {
+    const h = await open(t)
+    await secretValue(h)
+    const changesBefore = h.changes()
+
+    await h.replaceStore(`secrets:\n  ${SECRET}: "unterminated-secret-Zz9\n  other: [broken-value-Yy8\n`)
+    await until(() => errorLines(h).length > 0, 2000)
+    const after = await secretValue(h)
+
+    assert.equal(after.status, 200)
+    assert.equal(after.value, 'first-value-Ab1')
+    assert.equal(h.changes(), changesBefore)
+    const [line] = errorLines(h)
+    assert.ok(line !== undefined)
+    assert.match(line, /store/)
+    for (const value of ['unterminated-secret-Zz9', 'broken-value-Yy8', 'first-value-Ab1']) assert.ok(!line.includes(value), line)
+  })
+
+  it('serves the next good edit after a broken one', async (t) => {
+    const h = await open(t)
+    await h.replaceStore('secrets: [this is: not a mapping\n')
+    await until(() => errorLines(h).length > 0, 2000)
+
+    const changed = h.nextChange()
+    await h.replaceStore(storeWith('fixed-value-Ee5'))
+    await changed
+    const after = await secretValue(h)
+
+    assert.equal(after.value, 'fixed-value-Ee5')
+  })
+
+  it('does not log a YAML value that looks like an alias when the store fails to parse', async (t) => {
+    // A password starting with `*` is a YAML alias; the parser names it in its error.
+    const h = await open(t)
+
+    await h.replaceStore(`secrets:\n  ${SECRET}: *Hunter2-alias-leak\n`)
+    await until(() => errorLines(h).length > 0, 2000)
+
+    const [line] = errorLines(h)
+    assert.ok(line !== undefined)
+    assert.ok(!line.includes('Hunter2-alias-leak'), line)
+  })
+
+  it('does not log the values of a JSON store that fails to parse', async (t) => {
+    // V8's JSON.parse messages quote the text around the error: here, an unquoted password.
+    const h = await open(t, { storeFileName: 'store.json', storeText: JSON.stringify({ secrets: { [SECRET]: 'first-value-Ab1' } }) })
+
+    await h.replaceStore(`{"secrets": {"${SECRET}": Wq9xK}}`)
+    await until(() => errorLines(h).length > 0, 2000)
+
+    assert.equal((await secretValue(h)).value, 'first-value-Ab1')
+    const [line] = errorLines(h)
+    assert.ok(line !== undefined)
+    assert.ok(!line.includes('Wq9xK'), line)
+  })
+
+  it('keeps the last good store serving when the file is removed', async (t) => {
+    const h = await open(t)
+
+    await rm(h.storeFile)
+    await until(() => errorLines(h).length > 0, 2000)
+    const after = await secretValue(h)
+
+    assert.equal(after.status, 200)
+    assert.equal(after.value, 'first-value-Ab1')
+  })
+
+  it('applies the file on provider.reload() without a watcher, and clears the cache', async (t) => {
+    const h = await open(t, { watch: false })
+    await secretValue(h)
+    await writeFile(h.storeFile, storeWith('reloaded-value-Gg7'))
+    assert.equal((await secretValue(h)).value, 'first-value-Ab1')
+
+    await h.provider.reload()
+    const after = await secretValue(h)
+
+    assert.equal(h.changes(), 1)
+    assert.equal(after.value, 'reloaded-value-Gg7')
+    assert.equal(after.cache, 'MISS')
+  })
+
+  it('keeps the store on provider.reload() of a broken file, without a change event', async (t) => {
+    const h = await open(t, { watch: false })
+    await writeFile(h.storeFile, 'secrets: {broken\n')
+
+    await h.provider.reload()
+    const after = await secretValue(h)
+
+    assert.equal(h.changes(), 0)
+    assert.equal(after.value, 'first-value-Ab1')
+    assert.equal(errorLines(h).length, 1)
+  })
+})
