@@ -54,7 +54,10 @@ export function clientErrorHandler (error: Error & { code?: string }, socket: So
   } else if (error.code === 'HPE_HEADER_OVERFLOW') {
     status = 431; type = 'RequestHeaderFieldsTooLargeException'; message = 'The request line and headers are over the limit.'
   }
-  if (socket.writable) {
+  // Write an answer only on a connection that has had none: after a response (one that said
+  // `Connection: close`, or an earlier one on a kept-alive connection) more bytes would corrupt
+  // what the client reads. Node's own handler holds back for the same reason.
+  if (socket.writable && socket.bytesWritten === 0 && error.code !== 'HPE_CLOSED_CONNECTION') {
     const body = errorBody(type, message)
     socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: ${JSON_TYPE}\r\nCache-Control: no-store\r\nConnection: close\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`)
   }
