@@ -5,11 +5,13 @@ import type { FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import { SecretCache } from './cache/secret-cache.js'
 import { ConfigError, type AgentConfig } from './config/index.js'
+import { Envelope, envelopeSettings } from './envelope/index.js'
 import { writeFileAtomic } from './providers/local/atomic.js'
 import { defaultStoreText } from './providers/local/default-store.js'
 import { LocalProvider } from './providers/local/provider.js'
 import type { Provider } from './providers/types.js'
 import { Metrics, instrumentProvider, startMetricsServer, type MetricsServer } from './metrics.js'
+import { AllowList } from './server/allow.js'
 import { buildApp } from './server/app.js'
 import { prefetch } from './server/prefetch.js'
 import { Reads } from './server/reads.js'
@@ -98,6 +100,8 @@ export async function startAgent (options: AgentOptions): Promise<RunningAgent> 
   const unsubscribe = provider.onChange(() => { cache.clear() })
 
   const readiness = new AgentReadiness()
+  const allow = new AllowList(config.allow)
+  const envelope = new Envelope({ provider, ...envelopeSettings(config.kms), allowKey: (id) => allow.kmsKey(id) })
   const app = buildApp({
     provider,
     cache,
@@ -109,7 +113,10 @@ export async function startAgent (options: AgentOptions): Promise<RunningAgent> 
     parametersTtlMs: config.parametersTtlSeconds * 1000,
     readiness,
     metrics,
-    maxConnections: config.maxConn
+    maxConnections: config.maxConn,
+    allow,
+    envelope,
+    envelopeMaxBodyBytes: config.envelopeMaxBodyBytes
   })
   token.watchFile()
 

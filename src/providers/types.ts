@@ -1,3 +1,5 @@
+import type { KeyringNode } from '@aws-crypto/client-node'
+
 /**
  * What a provider answers. Providers keep no cache and know nothing of HTTP: they return these
  * values or throw an error from ./errors.ts.
@@ -119,6 +121,14 @@ export interface Provider {
   encrypt (input: EncryptInput, options?: CallOptions): Promise<EncryptResult>
   decrypt (input: DecryptInput, options?: CallOptions): Promise<DecryptResult>
   generateDataKey (input: GenerateDataKeyInput, options?: CallOptions): Promise<GenerateDataKeyResult>
+  /**
+   * The AWS Encryption SDK keyring for a key (id, ARN, alias or alias ARN), for src/envelope/. It
+   * wraps data keys under that key and unwraps the encrypted data keys that name it (the key
+   * ARN): envelope decryption asks for the keyring of each key a message names. Rejects like
+   * `encrypt` for a key the provider knows to be unknown (`NotFoundError`) or disabled
+   * (`AccessDeniedError`); a provider that cannot tell without a call leaves that to the keyring.
+   */
+  envelopeKeyring (keyId: string): Promise<KeyringNode>
   /**
    * Resolves once the provider can answer (credentials resolved, store loaded); rejects with a
    * reason otherwise. Called for `/ready`.

@@ -1,20 +1,18 @@
-import type { Logger } from 'pino'
-import type { Provider } from '../types.js'
+/**
+ * The aws provider: Secrets Manager, Parameter Store, KMS and STS through the AWS SDK v3. The
+ * only code in the agent that imports `@aws-sdk/*`.
+ */
+import { AwsProvider } from './provider.js'
+import type { AwsProviderOptions } from './options.js'
 
-export interface AwsProviderOptions {
-  region: string | null
-  profile: string | null
-  credentialsFilePath: string | null
-  secretsManagerTimeoutMillis: number
-  ssmParameterStoreTimeoutMillis: number
-  kmsTimeoutMillis: number
-  maxConnections: number
-  validateCredentials: boolean
-  userAgentSuffix: string
-  logger: Logger
-  env?: NodeJS.ProcessEnv
-}
+export type { AwsProviderOptions } from './options.js'
+export { AwsProvider } from './provider.js'
 
-export async function createAwsProvider (_options: AwsProviderOptions): Promise<Provider> {
-  throw new Error('the aws provider is not built yet')
+/**
+ * Makes the provider. Nothing is sent to AWS yet: credentials are resolved and checked by
+ * `checkReady()` (for `/ready`) or by the first call. Throws when `AWS_CA_BUNDLE` names a file
+ * that cannot be read.
+ */
+export async function createAwsProvider (options: AwsProviderOptions): Promise<AwsProvider> {
+  return new AwsProvider(options)
 }

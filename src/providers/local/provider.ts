@@ -1,6 +1,7 @@
 import { watch, type FSWatcher } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
+import type { KeyringNode } from '@aws-crypto/client-node'
 import type { Logger } from 'pino'
 import { InvalidRequestError, NotFoundError, isProviderError } from '../errors.js'
 import type {
@@ -8,6 +9,7 @@ import type {
   GenerateDataKeyInput, GenerateDataKeyResult, GetParameterInput, GetParametersByPathInput,
   GetSecretInput, Parameter, Provider, SecretValue
 } from '../types.js'
+import { localEnvelopeKeyring } from './envelope-keyring.js'
 import { LocalKms } from './kms.js'
 import { parseStore, StoreFormatError, type StoreModel, type StoredParameter, type StoredSecret } from './store.js'
 
@@ -114,6 +116,8 @@ export class LocalProvider implements Provider {
   async encrypt (input: EncryptInput): Promise<EncryptResult> { return this.kms.encrypt(input) }
   async decrypt (input: DecryptInput): Promise<DecryptResult> { return this.kms.decrypt(input) }
   async generateDataKey (input: GenerateDataKeyInput): Promise<GenerateDataKeyResult> { return this.kms.generateDataKey(input) }
+  /** A raw AES keyring over the key's material (see envelope-keyring.ts). */
+  async envelopeKeyring (keyId: string): Promise<KeyringNode> { return localEnvelopeKeyring(this.kms, keyId) }
 
   async checkReady (_options?: CallOptions): Promise<void> {
     // The store was read when the provider opened; a broken edit keeps the last good one.

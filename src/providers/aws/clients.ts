@@ -1,0 +1,119 @@
+import { KMSClient } from '@aws-sdk/client-kms'
+import { SecretsManagerClient, type SecretsManagerClientConfig } from '@aws-sdk/client-secrets-manager'
+import { SSMClient } from '@aws-sdk/client-ssm'
+import { STSClient } from '@aws-sdk/client-sts'
+import type { NodeHttpHandler } from '@smithy/node-http-handler'
+import { createHttpHandler, type TransportOptions } from './http-handler.js'
+
+export type Credentials = SecretsManagerClientConfig['credentials']
+
+/** What every SDK client the provider makes shares. */
+export interface ClientSettings {
+  /** Undefined: the SDK's chain (AWS_REGION, AWS_DEFAULT_REGION, the profile's region). */
+  region: string | undefined
+  /** As AWS_PROFILE, for region and other settings read from the shared config file. */
+  profile: string | undefined
+  credentials: Credentials
+  /** One endpoint for every service; undefined lets the SDK read AWS_ENDPOINT_URL(_<SERVICE>). */
+  endpoint: string | undefined
+  /** Undefined lets the SDK read AWS_MAX_ATTEMPTS / AWS_RETRY_MODE and the profile. */
+  maxAttempts: number | undefined
+  retryMode: string | undefined
+  /** `secrets-agent/<version>`, appended to the SDK's user agent (visible in CloudTrail). */
+  userAgent: string
+  transport: TransportOptions
+}
+
+/** The config every client constructor takes alike (the SDK types each service's apart). */
+interface CommonClientConfig {
+  region?: string
+  profile?: string
+  endpoint?: string
+  maxAttempts?: number
+  retryMode?: string
+  credentials: Credentials
+  customUserAgent: string
+  requestHandler: NodeHttpHandler
+}
+
+/** The client config for one region, with a request handler (and so a socket pool) of its own. */
+function clientConfig (settings: ClientSettings, region: string | undefined): CommonClientConfig {
+  return {
+    ...(region === undefined ? {} : { region }),
+    ...(settings.profile === undefined ? {} : { profile: settings.profile }),
+    ...(settings.endpoint === undefined ? {} : { endpoint: settings.endpoint }),
+    ...(settings.maxAttempts === undefined ? {} : { maxAttempts: settings.maxAttempts }),
+    ...(settings.retryMode === undefined ? {} : { retryMode: settings.retryMode }),
+    credentials: settings.credentials,
+    customUserAgent: settings.userAgent,
+    requestHandler: createHttpHandler(settings.transport)
+  }
+}
+
+export const makeSecretsManager = (settings: ClientSettings) => (region: string | undefined): SecretsManagerClient =>
+  new SecretsManagerClient(clientConfig(settings, region))
+
+export const makeSsm = (settings: ClientSettings) => (region: string | undefined): SSMClient =>
+  new SSMClient(clientConfig(settings, region))
+
+export const makeKms = (settings: ClientSettings) => (region: string | undefined): KMSClient =>
+  new KMSClient(clientConfig(settings, region))
+
+export const makeSts = (settings: ClientSettings) => (region: string | undefined): STSClient =>
+  new STSClient(clientConfig(settings, region))
+
+interface RegionalClient {
+  destroy (): void
+  config: { region: () => Promise<string> }
+}
+
+/**
+ * One client per region for one service, made on first use. The default client has the
+ * configured (or SDK-resolved) region; an ARN naming another region gets a client of its own,
+ * kept for the next call.
+ */
+export class RegionalClients<C extends RegionalClient> {
+  readonly #make: (region: string | undefined) => C
+  readonly #configuredRegion: string | undefined
+  readonly #others = new Map<string, C>()
+  #default: C | undefined
+
+  constructor (make: (region: string | undefined) => C, configuredRegion: string | undefined) {
+    this.#make = make
+    this.#configuredRegion = configuredRegion
+  }
+
+  /** The client with the agent's own region. */
+  get default (): C {
+    this.#default ??= this.#make(this.#configuredRegion)
+    return this.#default
+  }
+
+  /** The region the default client resolved (rejects when none is configured anywhere). */
+  async defaultRegion (): Promise<string> {
+    return this.default.config.region()
+  }
+
+  /** The client for `region`; the default one for undefined or the agent's own region. */
+  async for (region: string | undefined): Promise<C> {
+    if (region === undefined || region === this.#configuredRegion) return this.default
+    const own = await this.defaultRegion().catch(() => undefined)
+    return region === own ? this.default : this.#other(region)
+  }
+
+  #other (region: string): C {
+    let client = this.#others.get(region)
+    if (client === undefined) {
+      client = this.#make(region)
+      this.#others.set(region, client)
+    }
+    return client
+  }
+
+  destroy (): void {
+    this.#default?.destroy()
+    for (const client of this.#others.values()) client.destroy()
+    this.#default = undefined
+    this.#others.clear()
+  }
+}

@@ -1,0 +1,79 @@
+import {
+  BatchGetSecretValueCommand, GetSecretValueCommand, type GetSecretValueCommandOutput,
+  type SecretsManagerClient, type SecretValueEntry
+} from '@aws-sdk/client-secrets-manager'
+import type { BatchGetSecretsResult, BatchSecretError, CallOptions, GetSecretInput, SecretValue } from '../types.js'
+import { regionOfArn } from './arn.js'
+import { callAws } from './call.js'
+import type { RegionalClients } from './clients.js'
+import { errorForCode, malformedAnswer } from './errors.js'
+
+/** Secrets Manager: GetSecretValue and BatchGetSecretValue, mapped to the provider's types. */
+export class SecretsManagerReader {
+  constructor (
+    private readonly clients: RegionalClients<SecretsManagerClient>,
+    private readonly timeoutMs: number
+  ) {}
+
+  async getSecret (input: GetSecretInput, options?: CallOptions): Promise<SecretValue> {
+    return callAws('secretsmanager', this.timeoutMs, options?.signal, async (abortSignal) => {
+      const client = await this.clients.for(regionOfArn(input.secretId, 'secretsmanager'))
+      const output = await client.send(new GetSecretValueCommand({
+        SecretId: input.secretId,
+        VersionId: input.versionId,
+        VersionStage: input.versionStage
+      }), { abortSignal })
+      return toSecretValue(output)
+    })
+  }
+
+  /**
+   * One BatchGetSecretValue per region the ids name (ARNs of other regions go to their own),
+   * each followed through NextToken. Per-secret failures come back in `errors`, with our messages.
+   */
+  async batchGetSecrets (secretIds: string[], options?: CallOptions): Promise<BatchGetSecretsResult> {
+    return callAws('secretsmanager', this.timeoutMs, options?.signal, async (abortSignal) => {
+      const byRegion = new Map<string | undefined, string[]>()
+      for (const id of secretIds) {
+        const region = regionOfArn(id, 'secretsmanager')
+        byRegion.set(region, [...(byRegion.get(region) ?? []), id])
+      }
+      const result: BatchGetSecretsResult = { values: [], errors: [] }
+      await Promise.all([...byRegion].map(async ([region, ids]) => {
+        const client = await this.clients.for(region)
+        let nextToken: string | undefined
+        do {
+          const page = await client.send(new BatchGetSecretValueCommand({ SecretIdList: ids, NextToken: nextToken }), { abortSignal })
+          for (const entry of page.SecretValues ?? []) result.values.push(toSecretValue(entry))
+          for (const error of page.Errors ?? []) result.errors.push(toBatchError(error.SecretId, error.ErrorCode))
+          nextToken = page.NextToken
+        } while (nextToken !== undefined && nextToken !== '')
+      }))
+      return result
+    })
+  }
+}
+
+function toSecretValue (output: GetSecretValueCommandOutput | SecretValueEntry): SecretValue {
+  const { ARN: arn, Name: name, VersionId: versionId, CreatedDate: createdDate } = output
+  if (arn === undefined || name === undefined || versionId === undefined || !(createdDate instanceof Date)) {
+    throw malformedAnswer('secretsmanager', 'the secret\'s ARN, Name, VersionId or CreatedDate')
+  }
+  if ((output.SecretString === undefined) === (output.SecretBinary === undefined)) {
+    throw malformedAnswer('secretsmanager', 'exactly one of SecretString and SecretBinary')
+  }
+  return {
+    arn,
+    name,
+    versionId,
+    ...(output.SecretBinary !== undefined ? { secretBinary: output.SecretBinary } : { secretString: output.SecretString ?? '' }),
+    versionStages: output.VersionStages ?? [],
+    createdDate
+  }
+}
+
+/** AWS's per-secret message can name the caller's role and the key ARN: ours replaces it. */
+function toBatchError (secretId: string | undefined, code: string | undefined): BatchSecretError {
+  const error = errorForCode(code ?? 'UnknownError', 'secretsmanager')
+  return { secretId: secretId ?? '', errorCode: error.code, message: error.message }
+}

@@ -1,0 +1,75 @@
+import {
+  GetParameterCommand, GetParametersByPathCommand, type Parameter as SsmParameter, type SSMClient
+} from '@aws-sdk/client-ssm'
+import { InvalidRequestError } from '../errors.js'
+import type { CallOptions, GetParameterInput, GetParametersByPathInput, Parameter, ParameterType } from '../types.js'
+import { regionOfParameterName } from './arn.js'
+import { callAws } from './call.js'
+import type { RegionalClients } from './clients.js'
+import { malformedAnswer } from './errors.js'
+
+/** GetParametersByPath's largest page. */
+const PAGE_SIZE = 10
+const TYPES: ReadonlySet<string> = new Set<ParameterType>(['String', 'StringList', 'SecureString'])
+
+/** Parameter Store: GetParameter and GetParametersByPath, mapped to the provider's types. */
+export class ParameterStoreReader {
+  constructor (
+    private readonly clients: RegionalClients<SSMClient>,
+    private readonly timeoutMs: number
+  ) {}
+
+  /** The name goes to SSM as given: it parses `:version` / `:label` selectors and ARNs itself. */
+  async getParameter (input: GetParameterInput, options?: CallOptions): Promise<Parameter> {
+    return callAws('ssm', this.timeoutMs, options?.signal, async (abortSignal) => {
+      const client = await this.clients.for(regionOfParameterName(input.name))
+      const output = await client.send(new GetParameterCommand({ Name: input.name, WithDecryption: input.withDecryption }), { abortSignal })
+      if (output.Parameter === undefined) throw malformedAnswer('ssm', 'a Parameter')
+      return toParameter(output.Parameter)
+    })
+  }
+
+  /** Follows NextToken to the end, refusing (rather than truncating) past `input.limit`. */
+  async getParametersByPath (input: GetParametersByPathInput, options?: CallOptions): Promise<Parameter[]> {
+    return callAws('ssm', this.timeoutMs, options?.signal, async (abortSignal) => {
+      const client = await this.clients.for(undefined)
+      const parameters: Parameter[] = []
+      let nextToken: string | undefined
+      do {
+        const page = await client.send(new GetParametersByPathCommand({
+          Path: input.path,
+          Recursive: input.recursive,
+          WithDecryption: input.withDecryption,
+          MaxResults: PAGE_SIZE,
+          NextToken: nextToken
+        }), { abortSignal })
+        for (const parameter of page.Parameters ?? []) parameters.push(toParameter(parameter))
+        if (parameters.length > input.limit) {
+          throw new InvalidRequestError(`The path holds more than ${input.limit} parameters; ask for a narrower path.`, { code: 'TooManyParameters' })
+        }
+        nextToken = page.NextToken
+      } while (nextToken !== undefined && nextToken !== '')
+      return parameters
+    })
+  }
+}
+
+/** SSM's answer in the Lambda extension's shape: what SSM leaves out is null. */
+function toParameter (p: SsmParameter): Parameter {
+  if (p.Name === undefined || p.ARN === undefined || p.Type === undefined || !TYPES.has(p.Type) ||
+    typeof p.Version !== 'number' || !(p.LastModifiedDate instanceof Date)) {
+    throw malformedAnswer('ssm', 'the parameter\'s Name, ARN, Type, Version or LastModifiedDate')
+  }
+  return {
+    arn: p.ARN,
+    name: p.Name,
+    type: p.Type as ParameterType,
+    // Absent for a binary secret read through /aws/reference/secretsmanager/.
+    value: p.Value ?? null,
+    version: p.Version,
+    lastModifiedDate: p.LastModifiedDate,
+    dataType: p.DataType ?? null,
+    selector: p.Selector ?? null,
+    sourceResult: p.SourceResult ?? null
+  }
+}

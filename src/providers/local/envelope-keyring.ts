@@ -1,0 +1,77 @@
+import { KeyringNode, RawAesKeyringNode, RawAesWrappingSuiteIdentifier, type EncryptedDataKey } from '@aws-crypto/client-node'
+import type { LocalKms } from './kms.js'
+
+type EncryptionMaterial = Parameters<KeyringNode['_onEncrypt']>[0]
+type DecryptionMaterial = Parameters<KeyringNode['_onDecrypt']>[0]
+
+/**
+ * The key namespace (the ESDK's `providerId`) of the data keys local keys wrap. Anyone holding
+ * the key file can decrypt a message without the agent: a `RawAesKeyringNode` with this
+ * namespace, the key ARN as `keyName`, the key's material and AES256_GCM_IV12_TAG16_NO_PADDING.
+ */
+export const LOCAL_KEY_NAMESPACE = 'secrets-agent-local'
+
+/**
+ * A raw AES keyring over a key's material, as the ESDK would build it anywhere. The material is
+ * copied into a `KeyObject` by the SDK, so the caller may zero its buffer once this returns.
+ */
+export function rawAesKeyring (keyArn: string, material: Uint8Array): RawAesKeyringNode {
+  // The SDK wants the key alone in its ArrayBuffer; Buffer.from(base64) may sit in a shared pool.
+  const isolated = material.byteOffset === 0 && material.byteLength === material.buffer.byteLength
+  const key = isolated ? material : new Uint8Array(material)
+  try {
+    return new RawAesKeyringNode({
+      keyName: keyArn,
+      keyNamespace: LOCAL_KEY_NAMESPACE,
+      unencryptedMasterKey: key,
+      wrappingSuite: RawAesWrappingSuiteIdentifier.AES256_GCM_IV12_TAG16_NO_PADDING
+    })
+  } finally {
+    if (!isolated) key.fill(0)
+  }
+}
+
+/**
+ * The envelope keyring of one local key. It holds no key material: each wrap or unwrap reads the
+ * key again (so a key disabled meanwhile refuses with `DisabledException`), builds a raw AES
+ * keyring over a copy and zeroes the copy at once. Messages it makes are plain ESDK messages
+ * under a raw AES keyring (see `LOCAL_KEY_NAMESPACE`).
+ */
+export class LocalKeyring extends KeyringNode {
+  /** The key ARN: the `keyName` of the raw AES keyring, found in the messages it makes. */
+  readonly keyArn: string
+  readonly #kms: LocalKms
+
+  constructor (kms: LocalKms, keyArn: string) {
+    super()
+    this.#kms = kms
+    this.keyArn = keyArn
+  }
+
+  async _onEncrypt (material: EncryptionMaterial): Promise<EncryptionMaterial> {
+    return this.#current().onEncrypt(material)
+  }
+
+  async _onDecrypt (material: DecryptionMaterial, encryptedDataKeys: EncryptedDataKey[]): Promise<DecryptionMaterial> {
+    return this.#current().onDecrypt(material, encryptedDataKeys)
+  }
+
+  #current (): RawAesKeyringNode {
+    const { arn, material } = this.#kms.rawKeyMaterial(this.keyArn)
+    try {
+      return rawAesKeyring(arn, material)
+    } finally {
+      material.fill(0)
+    }
+  }
+}
+
+/**
+ * The local provider's `envelopeKeyring`: resolves the id (id, ARN, alias or alias ARN) now, so an
+ * unknown key is `NotFoundError` and a disabled one `AccessDeniedError` before any message is made.
+ */
+export function localEnvelopeKeyring (kms: LocalKms, keyId: string): LocalKeyring {
+  const { arn, material } = kms.rawKeyMaterial(keyId)
+  material.fill(0)
+  return new LocalKeyring(kms, arn)
+}

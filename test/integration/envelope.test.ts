@@ -1,0 +1,271 @@
+import assert from 'node:assert/strict'
+import { afterEach, beforeEach, describe, it } from 'node:test'
+
+import {
+  buildClient, CommitmentPolicy, KmsKeyringNode, RawAesKeyringNode, RawAesWrappingSuiteIdentifier
+} from '@aws-crypto/client-node'
+
+import { Envelope } from '../../src/envelope/index.js'
+import { kmsEnvelopeKeyring } from '../../src/envelope/kms-keyring.js'
+import { withEnvelopeKeyring, b64, json, openAwsKmsApp, openLocalKmsApp, type AwsKmsApp, type AwsKmsAppOptions, type KmsAppOptions, type LocalKmsApp } from '../support/kms-app.js'
+
+const SECRET_TEXT = 'envelope plaintext Vw42pR'
+const esdk = buildClient(CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT)
+
+function assertNoPlaintext (body: string): void {
+  assert.ok(!body.includes(SECRET_TEXT), 'plaintext in the body')
+  assert.ok(!body.includes(b64(SECRET_TEXT)), 'base64 plaintext in the body')
+}
+
+describe('POST /envelope/* on the local provider', () => {
+  let h: LocalKmsApp
+  const reopen = async (options: KmsAppOptions): Promise<void> => {
+    await h.close()
+    h = await openLocalKmsApp(options)
+  }
+  beforeEach(async () => { h = await openLocalKmsApp() })
+  afterEach(async () => { await h.close() })
+
+  /** The raw AES keyring a reader without the agent builds from the key file. */
+  async function keyringFromKeyFile (arn: string): Promise<RawAesKeyringNode> {
+    const file = await h.keyFile()
+    const key = file.keys.find((k) => arn.endsWith(`key/${k.id}`))
+    assert.ok(key)
+    return new RawAesKeyringNode({
+      keyName: arn,
+      keyNamespace: 'secrets-agent-local',
+      unencryptedMasterKey: new Uint8Array(Buffer.from(key.material, 'base64')),
+      wrappingSuite: RawAesWrappingSuiteIdentifier.AES256_GCM_IV12_TAG16_NO_PADDING
+    })
+  }
+
+  it('round-trips under the default key, answering the whole context and the key ARNs', async () => {
+    const encrypted = await h.post('/envelope/encrypt', { Plaintext: b64(SECRET_TEXT), EncryptionContext: { app: 'test', tenant: 't1' } })
+    const decrypted = await h.post('/envelope/decrypt', { Ciphertext: json(encrypted).Ciphertext, EncryptionContext: { tenant: 't1' } })
+    const defaultArn = h.local.kms.listKeys()[0]!.arn
+
+    assert.equal(encrypted.statusCode, 200)
+    assert.deepEqual(Object.keys(json(encrypted)), ['Ciphertext'])
+    assertNoPlaintext(encrypted.body)
+    assert.equal(decrypted.statusCode, 200)
+    assert.deepEqual(json(decrypted), { Plaintext: b64(SECRET_TEXT), EncryptionContext: { app: 'test', tenant: 't1' }, KeyIds: [defaultArn] })
+  })
+
+  it('encrypts under the key named in KeyId and decrypts without being told which', async () => {
+    const arn = await h.local.kms.createKey({ alias: 'alias/it/orders' })
+
+    const { Ciphertext } = json(await h.post('/envelope/encrypt', { KeyId: 'alias/it/orders', Plaintext: b64(SECRET_TEXT) }))
+    const decrypted = json(await h.post('/envelope/decrypt', { Ciphertext }))
+
+    assert.equal(decrypted.Plaintext, b64(SECRET_TEXT))
+    assert.deepEqual(decrypted.KeyIds, [arn])
+  })
+
+  it('answers 400 InvalidCiphertextException, with no plaintext, for a context that does not match or altered bytes', async () => {
+    const { Ciphertext } = json(await h.post('/envelope/encrypt', { Plaintext: b64(SECRET_TEXT), EncryptionContext: { app: 'test' } }))
+    const bytes = Buffer.from(String(Ciphertext), 'base64')
+    bytes[bytes.length - 30]! ^= 1
+
+    const answers = await Promise.all([
+      h.post('/envelope/decrypt', { Ciphertext, EncryptionContext: { app: 'other' } }),
+      h.post('/envelope/decrypt', { Ciphertext, EncryptionContext: { user: 'x' } }),
+      h.post('/envelope/decrypt', { Ciphertext: bytes.toString('base64') }),
+      h.post('/envelope/decrypt', { Ciphertext: b64('no ESDK message at all') })
+    ])
+
+    for (const answer of answers) {
+      assert.equal(answer.statusCode, 400)
+      assert.equal(json(answer).__type, 'InvalidCiphertextException')
+      assertNoPlaintext(answer.body)
+    }
+  })
+
+  it('answers 404 for an unknown key and 403 for a disabled one, on encrypt and on decrypt', async () => {
+    // Without caching: a data key cached before the key was disabled would still serve, as it should.
+    await reopen({ envelope: { dataKeyCaching: false } })
+    const arn = await h.local.kms.createKey({ alias: 'alias/it/disabled' })
+    const { Ciphertext } = json(await h.post('/envelope/encrypt', { KeyId: arn, Plaintext: b64(SECRET_TEXT) }))
+    await h.local.kms.setEnabled(arn, false)
+
+    const unknown = await h.post('/envelope/encrypt', { KeyId: 'alias/it/none', Plaintext: b64('x') })
+    const disabledEncrypt = await h.post('/envelope/encrypt', { KeyId: arn, Plaintext: b64('x') })
+    const disabledDecrypt = await h.post('/envelope/decrypt', { Ciphertext })
+
+    assert.equal(unknown.statusCode, 404)
+    assert.equal(disabledEncrypt.statusCode, 403)
+    assert.equal(disabledDecrypt.statusCode, 403)
+    assert.equal(json(disabledDecrypt).__type, 'DisabledException')
+    assertNoPlaintext(disabledDecrypt.body)
+  })
+
+  it('makes messages the ESDK opens with a raw AES keyring over the key file, and opens the ESDK\'s', async () => {
+    const defaultArn = h.local.kms.listKeys()[0]!.arn
+    const keyring = await keyringFromKeyFile(defaultArn)
+
+    const { Ciphertext } = json(await h.post('/envelope/encrypt', { Plaintext: b64(SECRET_TEXT), EncryptionContext: { app: 'test' } }))
+    const direct = await esdk.decrypt(keyring, Buffer.from(String(Ciphertext), 'base64'))
+    const { result } = await esdk.encrypt(keyring, Buffer.from(SECRET_TEXT), { encryptionContext: { origin: 'esdk' } })
+    const viaAgent = json(await h.post('/envelope/decrypt', { Ciphertext: result.toString('base64'), EncryptionContext: { origin: 'esdk' } }))
+
+    assert.equal(direct.plaintext.toString(), SECRET_TEXT)
+    assert.equal(direct.messageHeader.encryptionContext.app, 'test')
+    assert.equal(viaAgent.Plaintext, b64(SECRET_TEXT))
+  })
+
+  it('takes bodies up to envelope_max_body_bytes (over /kms/*\'s 64 KiB) and answers 413 past it', async () => {
+    const large = await h.post('/envelope/encrypt', { Plaintext: b64(Buffer.alloc(100 * 1024, 7)) })
+    await reopen({ envelopeMaxBodyBytes: 2048 })
+    const small = await h.post('/envelope/encrypt', { Plaintext: b64(Buffer.alloc(1000, 7)) })
+    const over = await h.post('/envelope/encrypt', { Plaintext: b64(Buffer.alloc(2000, 7)) })
+    const overDecrypt = await h.post('/envelope/decrypt', { Ciphertext: b64(Buffer.alloc(2000, 7)) })
+
+    assert.equal(large.statusCode, 200)
+    assert.equal(small.statusCode, 200)
+    assert.equal(over.statusCode, 413)
+    assert.equal(overDecrypt.statusCode, 413)
+  })
+
+  it('answers 415 for a body that is not JSON and 400 for bad base64 or reserved context keys', async () => {
+    const text = await h.post('/envelope/encrypt', SECRET_TEXT, { 'content-type': 'text/plain' })
+    const badBase64 = await h.post('/envelope/decrypt', { Ciphertext: 'abc' })
+    const reserved = await h.post('/envelope/encrypt', { Plaintext: b64('x'), EncryptionContext: { 'aws-crypto-public-key': 'x' } })
+
+    assert.equal(text.statusCode, 415)
+    assert.equal(badBase64.statusCode, 400)
+    assert.equal(reserved.statusCode, 400)
+    assert.match(String(json(reserved).message), /reserved/)
+  })
+
+  it('refuses keys outside [allow] kms_keys with 403 and a warning naming them, never the plaintext', async () => {
+    const { Ciphertext } = json(await h.post('/envelope/encrypt', { Plaintext: b64(SECRET_TEXT) }))
+    const defaultArn = h.local.kms.listKeys()[0]!.arn
+    await reopen({ allow: { kmsKeys: ['alias/app/*'] } })
+
+    const encrypt = await h.post('/envelope/encrypt', { Plaintext: b64(SECRET_TEXT) })
+    const decrypt = await h.post('/envelope/decrypt', { Ciphertext })
+
+    for (const answer of [encrypt, decrypt]) {
+      assert.equal(answer.statusCode, 403)
+      assert.equal(json(answer).__type, 'AccessDeniedException')
+      assertNoPlaintext(answer.body)
+    }
+    const warnings = h.logs().map((line) => JSON.parse(line) as Record<string, unknown>).filter((entry) => entry.level === 40)
+    assert.deepEqual(warnings.map((w) => w.keyIds), [['alias/secrets-agent/default'], [defaultArn]])
+    for (const line of h.logs()) assertNoPlaintext(line)
+  })
+})
+
+describe('POST /envelope/* on the aws provider (fake AWS)', () => {
+  let h: AwsKmsApp
+  const open = async (options: AwsKmsAppOptions = {}): Promise<AwsKmsApp> => {
+    h = await openAwsKmsApp(options)
+    return h
+  }
+  afterEach(async () => { await h.close() })
+
+  it('makes messages the ESDK opens with its KMS keyring against the same endpoint, and opens the ESDK\'s', async () => {
+    await open({ envelope: { defaultKeyId: 'alias/envelope' } })
+    const keyArn = h.fake.createKey({ alias: 'envelope' })
+    const keyring = new KmsKeyringNode({ generatorKeyId: keyArn, clientProvider: () => h.kms })
+
+    const encrypted = json(await h.post('/envelope/encrypt', { Plaintext: b64(SECRET_TEXT), EncryptionContext: { app: 'test' } }))
+    const direct = await esdk.decrypt(keyring, Buffer.from(String(encrypted.Ciphertext), 'base64'))
+    const { result } = await esdk.encrypt(keyring, Buffer.from(SECRET_TEXT), { encryptionContext: { origin: 'esdk' } })
+    const viaAgent = json(await h.post('/envelope/decrypt', { Ciphertext: result.toString('base64'), EncryptionContext: { origin: 'esdk' } }))
+
+    assert.equal(direct.plaintext.toString(), SECRET_TEXT)
+    assert.equal(direct.messageHeader.encryptedDataKeys[0]?.providerInfo, keyArn)
+    assert.equal(viaAgent.Plaintext, b64(SECRET_TEXT))
+    assert.deepEqual(viaAgent.KeyIds, [keyArn])
+    // The ESDK signs by default: its context also holds the verification key.
+    assert.equal((viaAgent.EncryptionContext as Record<string, string>).origin, 'esdk')
+  })
+
+  it('round-trips through the aws provider\'s own envelope keyring too', async () => {
+    await open({ keyring: 'provider' })
+    const keyArn = h.fake.createKey({ alias: 'own' })
+
+    const { Ciphertext } = json(await h.post('/envelope/encrypt', { KeyId: 'alias/own', Plaintext: b64(SECRET_TEXT) }))
+    const decrypted = json(await h.post('/envelope/decrypt', { Ciphertext }))
+
+    assert.deepEqual(decrypted, { Plaintext: b64(SECRET_TEXT), EncryptionContext: {}, KeyIds: [keyArn] })
+  })
+
+  it('asks for a KeyId when no default key is configured', async () => {
+    await open()
+
+    const answer = await h.post('/envelope/encrypt', { Plaintext: b64('x') })
+
+    assert.equal(answer.statusCode, 400)
+    assert.match(String(json(answer).message), /KeyId is required/)
+  })
+
+  it('answers 404 for an unknown key and 403 for a disabled one, on encrypt and on decrypt, without AWS\'s text', async () => {
+    await open({ envelope: { dataKeyCaching: false } })
+    const keyArn = h.fake.createKey({ alias: 'soon-disabled' })
+    const { Ciphertext } = json(await h.post('/envelope/encrypt', { KeyId: keyArn, Plaintext: b64(SECRET_TEXT) }))
+    h.fake.setKeyEnabled(keyArn, false)
+
+    const unknown = await h.post('/envelope/encrypt', { KeyId: 'alias/none', Plaintext: b64('x') })
+    const disabledEncrypt = await h.post('/envelope/encrypt', { KeyId: keyArn, Plaintext: b64('x') })
+    const disabledDecrypt = await h.post('/envelope/decrypt', { Ciphertext })
+
+    assert.equal(unknown.statusCode, 404)
+    assert.equal(disabledEncrypt.statusCode, 403)
+    assert.equal(disabledDecrypt.statusCode, 403)
+    for (const answer of [unknown, disabledEncrypt, disabledDecrypt]) {
+      assertNoPlaintext(answer.body)
+      assert.ok(!answer.body.includes('123456789012'), 'no account id the caller did not send')
+    }
+  })
+
+  it('reuses one data key across requests when caching is on, and wraps one per request when off', async () => {
+    await open({ envelope: { defaultKeyId: 'alias/cached' } })
+    h.fake.createKey({ alias: 'cached' })
+    for (let i = 0; i < 30; i++) assert.equal((await h.post('/envelope/encrypt', { Plaintext: b64(`m${i}`), EncryptionContext: { app: 'test' } })).statusCode, 200)
+    const cached = h.fake.count('GenerateDataKey')
+    await h.close()
+    await open({ envelope: { defaultKeyId: 'alias/uncached', dataKeyCaching: false } })
+    h.fake.createKey({ alias: 'uncached' })
+    for (let i = 0; i < 20; i++) await h.post('/envelope/encrypt', { Plaintext: b64(`m${i}`), EncryptionContext: { app: 'test' } })
+
+    assert.equal(cached, 1)
+    assert.equal(h.fake.count('GenerateDataKey'), 20)
+  })
+})
+
+describe('data-key caching against KMS, counted at the fake (envelope over the KMS keyring)', () => {
+  let h: AwsKmsApp
+  beforeEach(async () => { h = await openAwsKmsApp() })
+  afterEach(async () => { await h.close() })
+
+  const envelopeOver = (caching: boolean): Envelope => new Envelope({
+    provider: withEnvelopeKeyring(h.provider, async (keyId) => kmsEnvelopeKeyring(keyId, { client: h.kms })),
+    defaultKeyId: 'alias/bulk',
+    ...(caching ? {} : { dataKeyCaching: false as const })
+  })
+
+  it('makes one GenerateDataKey call for 10,000 encryptions under one context, and one Decrypt to open them', async () => {
+    h.fake.createKey({ alias: 'bulk' })
+    const envelope = envelopeOver(true)
+    const messages: Buffer[] = []
+
+    for (let i = 0; i < 10_000; i++) {
+      const { ciphertext } = await envelope.encrypt({ plaintext: Buffer.from(`message ${i}`), encryptionContext: { app: 'bulk' } })
+      if (i % 1000 === 0) messages.push(ciphertext)
+    }
+    for (const ciphertext of messages) await envelope.decrypt({ ciphertext })
+
+    assert.equal(h.fake.count('GenerateDataKey'), 1)
+    assert.equal(h.fake.count('Decrypt'), 1)
+  })
+
+  it('makes one GenerateDataKey call per encryption with caching off (200 encryptions, to keep it quick)', async () => {
+    h.fake.createKey({ alias: 'bulk' })
+    const envelope = envelopeOver(false)
+
+    for (let i = 0; i < 200; i++) await envelope.encrypt({ plaintext: Buffer.from(`message ${i}`), encryptionContext: { app: 'bulk' } })
+
+    assert.equal(h.fake.count('GenerateDataKey'), 200)
+  })
+})
