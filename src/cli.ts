@@ -1,19 +1,24 @@
 #!/usr/bin/env node
 import { parseArgs, type ParseArgsConfig } from 'node:util'
-import { startAgent, type RunningAgent } from './agent.js'
-import { ConfigError, SETTINGS, loadConfig, type AgentConfig, type LoadedConfig } from './config/index.js'
-import { createLogger } from './logger.js'
-import { KeyFileError } from './providers/local/kms.js'
-import { StoreFormatError } from './providers/local/store.js'
-import { TokenError, loadDevToken, loadToken, type Token } from './token.js'
+import type { Logger } from 'pino'
+import type { RunningAgent } from './agent.js'
+import { EXIT } from './commands/exit.js'
+import { SETTINGS, loadConfig, type AgentConfig, type LoadedConfig } from './config/index.js'
+import type { Token } from './token.js'
 import { VERSION } from './version.js'
 
+// The server, pino and the AWS SDK load only for the commands that run the agent: `health`
+// runs every few seconds in a container and must start fast.
+
 /** Exit codes (README "Exit codes"). */
-export const EXIT = {
-  ok: 0,
-  failure: 1,
-  usage: 2
-} as const
+export { EXIT }
+
+/** The client commands, each in its own module, loaded when asked for. */
+const CLIENT_COMMANDS: Record<string, () => Promise<(args: string[], env: NodeJS.ProcessEnv) => Promise<number>>> = {
+  health: async () => (await import('./commands/health.js')).runHealth,
+  get: async () => (await import('./commands/get.js')).runGet,
+  store: async () => (await import('./commands/store.js')).runStore
+}
 
 type Flags = Record<string, string | boolean | undefined>
 
@@ -34,6 +39,9 @@ Commands:
   serve    run the agent (production; provider aws by default)
   dev      run the agent for local development (local store by default, generated token)
   config   print the effective configuration and where each value came from
+  health   exit 0 when the local agent answers /ping (or /ready with --ready)
+  get      print a secret's or parameter's value, asking the local agent (for scripts)
+  store    set, list or delete entries of the local store file
 
 Flags:
   --version   print the version
@@ -83,6 +91,8 @@ export async function main (argv: string[], env: NodeJS.ProcessEnv = process.env
     process.stdout.write(`${VERSION}\n`)
     return EXIT.ok
   }
+  const client = CLIENT_COMMANDS[command]
+  if (client !== undefined) return (await client())(rest, env)
   if (!['serve', 'dev', 'config'].includes(command)) {
     process.stderr.write(`secrets-agent: unknown command ${JSON.stringify(command)}\n\n${HELP.main ?? ''}`)
     return EXIT.usage
@@ -121,6 +131,7 @@ export async function main (argv: string[], env: NodeJS.ProcessEnv = process.env
 
 async function run (command: string, loaded: LoadedConfig, env: NodeJS.ProcessEnv): Promise<number> {
   const config = loaded.config
+  const [{ startAgent }, { createLogger }, { loadDevToken, loadToken }] = await Promise.all([import('./agent.js'), import('./logger.js'), import('./token.js')])
   const logger = createLogger({ level: config.logLevel, pretty: command === 'dev' })
   for (const warning of loaded.warnings) logger.warn(warning)
 
@@ -142,7 +153,7 @@ async function run (command: string, loaded: LoadedConfig, env: NodeJS.ProcessEn
   return waitForSignal(agent, config, logger)
 }
 
-function waitForSignal (agent: RunningAgent, config: AgentConfig, logger: ReturnType<typeof createLogger>): Promise<number> {
+function waitForSignal (agent: RunningAgent, config: AgentConfig, logger: Logger): Promise<number> {
   return new Promise((resolve) => {
     let stopping = false
     const stop = (signal: NodeJS.Signals): void => {
@@ -202,8 +213,11 @@ function printConfig (loaded: LoadedConfig): void {
   for (const warning of loaded.warnings) process.stdout.write(`# warning: ${warning}\n`)
 }
 
+/** Errors the user can fix. By name, so that checking does not load the modules that define them. */
+const USAGE_ERRORS = new Set(['ConfigError', 'TokenError', 'StoreFormatError', 'KeyFileError'])
+
 function isUsageError (error: unknown): boolean {
-  return error instanceof ConfigError || error instanceof TokenError || error instanceof StoreFormatError || error instanceof KeyFileError
+  return error instanceof Error && USAGE_ERRORS.has(error.name)
 }
 
 function usageError (command: string, error: unknown): number {
