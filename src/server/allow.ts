@@ -4,8 +4,12 @@
  * for an ARN, a name inside the ARN (see `namesInArn`).
  */
 
+import { Errors } from './errors.js'
+
 /** The kinds of id the allow-list rules, as named in `AgentConfig.allow`. */
 export type AllowKind = 'secrets' | 'parameters' | 'kmsKeys'
+
+const KIND_NAMES: Record<AllowKind, string> = { secrets: 'secret', parameters: 'parameter', kmsKeys: 'KMS key' }
 
 export type AllowRules = Partial<Readonly<Record<AllowKind, readonly string[]>>>
 
@@ -95,6 +99,16 @@ export class AllowList {
     if (patterns.includes('*')) return true
     const candidates = [id, ...namesInArn(kind, id)]
     return patterns.some((pattern) => candidates.some((candidate) => globMatch(pattern, candidate)))
+  }
+
+  /**
+   * Throws 403 (and logs a warning naming the id: the one place ids are logged above debug) when
+   * `kind` does not allow `id`.
+   */
+  check (kind: AllowKind, id: string, log: { warn: (o: object, msg: string) => void }): void {
+    if (this.allows(kind, id)) return
+    log.warn({ kind, id }, 'refused by the allow-list')
+    throw new Errors.AccessDenied(`This ${KIND_NAMES[kind]} may not be read through this agent (allow-list).`)
   }
 
   /** `allows('kmsKeys', id)`: a key id, key ARN, alias name or alias ARN. */

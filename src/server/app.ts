@@ -4,8 +4,9 @@ import type { SecretCache } from '../cache/secret-cache.js'
 import type { Envelope } from '../envelope/index.js'
 import type { Provider } from '../providers/types.js'
 import type { Metrics } from '../metrics.js'
+import { AccessDeniedError } from '../providers/errors.js'
 import type { Token } from '../token.js'
-import type { AllowList } from './allow.js'
+import { AllowList } from './allow.js'
 import { PUBLIC_PATHS, hasValidToken, pathOf, tokenCheck } from './auth.js'
 import { Errors, toErrorAnswer } from './errors.js'
 import { clientErrorHandler, checkRequestSize, limitConnections } from './connection-limits.js'
@@ -87,10 +88,15 @@ export function buildApp (options: AppOptions): FastifyInstance {
   })
 
   const reads = new Reads(options.provider, options.cache, { secretsMs: options.secretsTtlMs, parametersMs: options.parametersTtlMs })
-  const knownPaths = new Set<string>()
+  /** Methods each route path answers, for 405's `Allow`. */
+  const knownPaths = new Map<string, Set<string>>()
   const prefix = options.pathPrefix ?? '/v1/'
 
-  app.addHook('onRoute', (route) => { knownPaths.add(route.url) })
+  app.addHook('onRoute', (route) => {
+    const methods = knownPaths.get(route.url) ?? new Set<string>()
+    for (const m of Array.isArray(route.method) ? route.method : [route.method]) methods.add(m)
+    knownPaths.set(route.url, methods)
+  })
   app.addHook('onRequest', (request, reply, done) => {
     reply.header('cache-control', 'no-store')
     done()
@@ -120,6 +126,9 @@ export function buildApp (options: AppOptions): FastifyInstance {
       request.log.error({ err: { name: (error as Error).name, message: (error as Error).message, stack: (error as Error).stack } }, 'unexpected error')
     } else if (answer.statusCode >= 500) {
       request.log.warn({ type: answer.type, cause: causeName(error) }, 'upstream failure')
+    } else if (answer.statusCode === 403 && error instanceof AccessDeniedError) {
+      // Expired credentials, a missing IAM grant, a disabled key: the operator must hear of it.
+      request.log.warn({ route: request.routeOptions.url, type: answer.type }, 'upstream refused access')
     }
     if (answer.retryAfterSeconds !== undefined) reply.header('retry-after', String(Math.max(1, Math.ceil(answer.retryAfterSeconds))))
     void reply.code(answer.statusCode).type(JSON_TYPE).send(errorBody(answer.type, answer.message))
@@ -127,8 +136,9 @@ export function buildApp (options: AppOptions): FastifyInstance {
 
   app.setNotFoundHandler((request, reply) => {
     const path = pathOf(request.url)
-    if (knownPaths.has(path) || path.startsWith(prefix)) {
-      void reply.header('allow', 'GET, HEAD')
+    const methods = knownPaths.get(path) ?? (path.startsWith(prefix) ? knownPaths.get(`${prefix}*`) : undefined)
+    if (methods !== undefined) {
+      void reply.header('allow', [...methods].sort().join(', '))
       throw new Errors.MethodNotAllowed(request.method)
     }
     throw new Errors.RouteNotFound()
@@ -136,8 +146,9 @@ export function buildApp (options: AppOptions): FastifyInstance {
 
   if (options.openapi === true) app.register(import('@fastify/swagger'), { openapi: OPENAPI_INFO })
   app.register(healthRoutes, { readiness: options.readiness })
-  app.register(secretRoutes, { reads, pathPrefix: prefix })
-  app.register(parameterRoutes, { reads })
+  const allow = options.allow ?? new AllowList()
+  app.register(secretRoutes, { reads, pathPrefix: prefix, allow })
+  app.register(parameterRoutes, { reads, allow })
   app.register(kmsRoutes, { provider: options.provider, allow: options.allow, envelope: options.envelope, envelopeMaxBodyBytes: options.envelopeMaxBodyBytes })
   return app
 }

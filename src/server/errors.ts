@@ -44,7 +44,7 @@ export const Errors = {
   Unauthorized: createError('UnauthorizedException', 'A valid token is required in the %s header.', 401),
   AccessDenied: createError('AccessDeniedException', '%s', 403),
   NotFound: createError('ResourceNotFoundException', '%s', 404),
-  RouteNotFound: createError('NotFoundException', 'No such route.', 404),
+  RouteNotFound: createError('UnknownRouteException', 'No such route.', 404),
   MethodNotAllowed: createError('MethodNotAllowedException', 'Method %s is not allowed here.', 405),
   RequestTimeout: createError('RequestTimeoutException', 'The request was not received in time.', 408),
   PayloadTooLarge: createError('PayloadTooLargeException', 'The request body is over the limit of %d bytes.', 413),

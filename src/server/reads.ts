@@ -38,10 +38,11 @@ export class Reads {
     }, { ttlMs: this.ttls.parametersMs, refreshNow })
   }
 
-  async parametersByPath (path: string, recursive: boolean, withDecryption: boolean, refreshNow = false): Promise<CacheResult<Parameter[]>> {
+  /** `keep` filters the names (the allow-list): the cached answer holds only what it keeps. */
+  async parametersByPath (path: string, recursive: boolean, withDecryption: boolean, refreshNow = false, keep: (name: string) => boolean = () => true): Promise<CacheResult<Parameter[]>> {
     const key = cacheKey('path', path, { withDecryption, recursive })
     return this.cache.get(key, async (signal) => {
-      const value = await this.provider.getParametersByPath({ path, recursive, withDecryption, limit: PATH_LIMIT }, { signal })
+      const value = (await this.provider.getParametersByPath({ path, recursive, withDecryption, limit: PATH_LIMIT }, { signal })).filter((p) => keep(p.name))
       return { body: parametersBody(value), value }
     }, { ttlMs: this.ttls.parametersMs, refreshNow })
   }

@@ -1,4 +1,5 @@
 import type { FastifyPluginCallback } from 'fastify'
+import type { AllowList } from '../allow.js'
 import { Errors } from '../errors.js'
 import type { Reads } from '../reads.js'
 import { booleanFlag, errorResponses, getParameterSchema, getParametersByPathSchema } from '../schemas.js'
@@ -12,7 +13,7 @@ interface ParameterQuery {
   refreshNow?: string
 }
 
-export const parameterRoutes: FastifyPluginCallback<{ reads: Reads }> = (app, { reads }, done) => {
+export const parameterRoutes: FastifyPluginCallback<{ reads: Reads, allow: AllowList }> = (app, { reads, allow }, done) => {
   app.get<{ Querystring: ParameterQuery }>('/systemsmanager/parameters/get', {
     schema: {
       querystring: {
@@ -36,6 +37,10 @@ export const parameterRoutes: FastifyPluginCallback<{ reads: Reads }> = (app, { 
     if (version !== undefined && label !== undefined) throw new Errors.Validation('Give version or label, not both.')
     const selector = version ?? label
     if (selector !== undefined && hasSelector(name)) throw new Errors.Validation('The name already has a :version or :label selector; do not also pass version or label.')
+    const bare = withoutSelector(name)
+    allow.check('parameters', bare, request.log)
+    // A reference to a secret must pass the secret rules too.
+    if (bare.startsWith(REFERENCE_PREFIX)) allow.check('secrets', bare.slice(REFERENCE_PREFIX.length), request.log)
     const result = await reads.parameter(selector === undefined ? name : `${name}:${selector}`, flag(request.query.withDecryption), flag(request.query.refreshNow))
     return sendCached(reply, result)
   })
@@ -58,14 +63,28 @@ export const parameterRoutes: FastifyPluginCallback<{ reads: Reads }> = (app, { 
   }, async (request, reply) => {
     const path = checkId(request.query.path, 'path')
     if (!path.startsWith('/')) throw new Errors.Validation('The path must begin with a forward slash (/).')
-    const result = await reads.parametersByPath(path, flag(request.query.recursive), flag(request.query.withDecryption), flag(request.query.refreshNow))
+    // The path itself must be allowed (as given, or as the folder `path/` that patterns like
+    // `/app/*` describe), and only allowed names come back.
+    if (!allow.allows('parameters', path) && !allow.allows('parameters', path.endsWith('/') ? path : path + '/')) allow.check('parameters', path, request.log)
+    const result = await reads.parametersByPath(path, flag(request.query.recursive), flag(request.query.withDecryption), flag(request.query.refreshNow), (p) => allow.allows('parameters', p))
     return sendCached(reply, result)
   })
   done()
 }
 
-/** Whether a parameter name (or ARN) ends in a `:version` / `:label` selector. */
-function hasSelector (name: string): boolean {
+const REFERENCE_PREFIX = '/aws/reference/secretsmanager/'
+
+/** Where a `:version` / `:label` selector would start in a parameter name or ARN, or -1. */
+function selectorStart (name: string): number {
   const start = name.startsWith('arn:') ? name.indexOf(':parameter/') + ':parameter/'.length : 0
-  return name.indexOf(':', Math.max(start, 0)) !== -1
+  return name.indexOf(':', Math.max(start, 0))
+}
+
+function hasSelector (name: string): boolean {
+  return selectorStart(name) !== -1
+}
+
+function withoutSelector (name: string): string {
+  const at = selectorStart(name)
+  return at === -1 ? name : name.slice(0, at)
 }

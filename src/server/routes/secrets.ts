@@ -1,4 +1,5 @@
-import type { FastifyPluginCallback, FastifyReply } from 'fastify'
+import type { FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify'
+import type { AllowList } from '../allow.js'
 import type { CacheResult } from '../../cache/secret-cache.js'
 import type { SecretValue } from '../../providers/types.js'
 import { Errors } from '../errors.js'
@@ -26,10 +27,11 @@ const secretResponses = {
   ...errorResponses(400, 401, 403, 404, 429, 502, 503, 504)
 }
 
-export const secretRoutes: FastifyPluginCallback<{ reads: Reads, pathPrefix: string }> = (app, { reads, pathPrefix }, done) => {
-  const answer = async (reply: FastifyReply, secretId: string, query: SecretQuery): Promise<FastifyReply> => {
+export const secretRoutes: FastifyPluginCallback<{ reads: Reads, pathPrefix: string, allow: AllowList }> = (app, { reads, pathPrefix, allow }, done) => {
+  const answer = async (request: FastifyRequest, reply: FastifyReply, secretId: string, query: SecretQuery): Promise<FastifyReply> => {
+    allow.check('secrets', checkId(secretId, 'secretId'), request.log)
     const result = await reads.secret({
-      secretId: checkId(secretId, 'secretId'),
+      secretId,
       ...(query.versionId === undefined ? {} : { versionId: query.versionId }),
       ...(query.versionStage === undefined ? {} : { versionStage: query.versionStage })
     }, flag(query.refreshNow))
@@ -47,14 +49,14 @@ export const secretRoutes: FastifyPluginCallback<{ reads: Reads, pathPrefix: str
       },
       response: secretResponses
     }
-  }, async (request, reply) => answer(reply, request.query.secretId, request.query))
+  }, async (request, reply) => answer(request, reply, request.query.secretId, request.query))
 
   app.get<{ Params: { '*': string }, Querystring: SecretQuery }>(`${pathPrefix}*`, {
     schema: {
       querystring: { type: 'object', additionalProperties: false, properties: secretQueryProperties },
       response: secretResponses
     }
-  }, async (request, reply) => answer(reply, request.params['*'], request.query))
+  }, async (request, reply) => answer(request, reply, request.params['*'], request.query))
 
   app.get<{ Querystring: { secretId: string[], refreshNow?: string } }>('/secretsmanager/batch-get', {
     schema: {
@@ -71,10 +73,16 @@ export const secretRoutes: FastifyPluginCallback<{ reads: Reads, pathPrefix: str
     }
   }, async (request, reply) => {
     const ids = request.query.secretId.map((id) => checkId(id, 'secretId'))
-    const result = await reads.batch(ids, flag(request.query.refreshNow))
-    return reply.type(JSON_TYPE).send(batchBody(result.values, result.errors.map((e) => ({
-      SecretId: e.secretId, ErrorCode: e.errorCode, Message: e.message
-    }))))
+    // Refused ids are reported in Errors, as AWS reports ids it cannot read, and never fetched.
+    const refused = ids.filter((id) => !allow.allows('secrets', id))
+    if (refused.length > 0) request.log.warn({ kind: 'secrets', ids: refused }, 'refused by the allow-list')
+    const allowed = ids.filter((id) => !refused.includes(id))
+    const result = allowed.length > 0 ? await reads.batch(allowed, flag(request.query.refreshNow)) : { values: [], errors: [] }
+    const errors = [
+      ...result.errors.map((e) => ({ SecretId: e.secretId, ErrorCode: e.errorCode, Message: e.message })),
+      ...[...new Set(refused)].map((id) => ({ SecretId: id, ErrorCode: 'AccessDeniedException', Message: 'This secret may not be read through this agent (allow-list).' }))
+    ]
+    return reply.type(JSON_TYPE).send(batchBody(result.values, errors))
   })
   done()
 }

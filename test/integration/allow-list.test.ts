@@ -1,0 +1,111 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, it } from 'node:test'
+import { startTestAgent, type TestAgent } from '../support/agent.js'
+
+const STORE = `secrets:
+  app/db: '{"password":"app-db-pw"}'
+  app/api: app-api-key
+  other/db: other-db-pw
+parameters:
+  /app/level: info
+  /app/nested/deep: deep-value
+  /app/hidden: hidden-value
+  /other/level: other-level
+`
+
+describe('the allow-list', () => {
+  let agent: TestAgent
+  let arnOf: (id: string) => Promise<string>
+
+  before(async () => {
+    agent = await startTestAgent({
+      store: STORE,
+      config: {
+        allow: { secrets: ['app/*'], parameters: ['/app/*', '!never', '/aws/reference/secretsmanager/*'], kmsKeys: ['*'] }
+      }
+    })
+    arnOf = async (id) => {
+      // The ARN of an allowed secret, learned through the agent itself.
+      const body = await (await agent.get(`/secretsmanager/get?secretId=${id}`)).json() as { ARN: string }
+      return body.ARN
+    }
+  })
+  after(async () => { await agent.stop() })
+
+  const status = async (path: string): Promise<number> => (await agent.get(path)).status
+
+  it('serves secrets that match a pattern and refuses the rest with 403', async () => {
+    assert.equal(await status('/secretsmanager/get?secretId=app/db'), 200)
+    assert.equal(await status('/v1/app/api'), 200)
+    const refused = await agent.get('/secretsmanager/get?secretId=other/db')
+    assert.equal(refused.status, 403)
+    const body = await refused.json() as Record<string, string>
+    assert.equal(body.__type, 'AccessDeniedException')
+    assert.ok(!JSON.stringify(body).includes('other-db-pw'))
+    assert.equal(await status('/v1/other/db'), 403)
+  })
+
+  it('matches an ARN on the secret name inside it', async () => {
+    const arn = await arnOf('app/db')
+    assert.equal(await status(`/secretsmanager/get?secretId=${encodeURIComponent(arn)}`), 200)
+    const otherArn = arn.replace('secret:app/db', 'secret:other/db')
+    assert.equal(await status(`/secretsmanager/get?secretId=${encodeURIComponent(otherArn)}`), 403)
+  })
+
+  it('logs a refusal as a warning naming the id, and nothing of the value', async () => {
+    await agent.get('/secretsmanager/get?secretId=other/db')
+    const warning = agent.logs().find((l) => l.level === 40 && l.msg === 'refused by the allow-list' && l.id === 'other/db')
+    assert.ok(warning !== undefined)
+    assert.ok(!agent.rawLogs().includes('other-db-pw'))
+  })
+
+  it('applies the parameter rules to names, ARNs and selectors', async () => {
+    assert.equal(await status('/systemsmanager/parameters/get?name=/app/level'), 200)
+    assert.equal(await status('/systemsmanager/parameters/get?name=/other/level'), 403)
+    assert.equal(await status('/systemsmanager/parameters/get?name=/other/level:1'), 403)
+    assert.equal(await status(`/systemsmanager/parameters/get?name=${encodeURIComponent('arn:aws:ssm:us-east-1:000000000000:parameter/other/level')}`), 403)
+    assert.equal(await status(`/systemsmanager/parameters/get?name=${encodeURIComponent('arn:aws:ssm:us-east-1:000000000000:parameter/app/level')}`), 200)
+  })
+
+  it('lets /aws/reference/secretsmanager/X through only when the secret rules allow X too', async () => {
+    assert.equal(await status('/systemsmanager/parameters/get?name=/aws/reference/secretsmanager/app/api&withDecryption=true'), 200)
+    assert.equal(await status('/systemsmanager/parameters/get?name=/aws/reference/secretsmanager/other/db&withDecryption=true'), 403)
+  })
+
+  it('needs the path allowed for get-by-path, and returns only allowed names', async () => {
+    const response = await agent.get('/systemsmanager/parameters/get-by-path?path=/app&recursive=true')
+    assert.equal(response.status, 200)
+    const names = ((await response.json()) as { Parameters: Array<{ Name: string }> }).Parameters.map((p) => p.Name)
+    assert.deepEqual(names, ['/app/hidden', '/app/level', '/app/nested/deep'])
+    assert.equal(await status('/systemsmanager/parameters/get-by-path?path=/other'), 403)
+    assert.equal(await status('/systemsmanager/parameters/get-by-path?path=/'), 403)
+  })
+
+  it('reports refused ids of a batch-get in Errors as AccessDeniedException, and serves the rest', async () => {
+    const response = await agent.get('/secretsmanager/batch-get?secretId=app/db&secretId=other/db')
+    assert.equal(response.status, 200)
+    const body = await response.json() as { SecretValues: Array<{ Name: string }>, Errors: Array<{ SecretId: string, ErrorCode: string }> }
+    assert.deepEqual(body.SecretValues.map((v) => v.Name), ['app/db'])
+    assert.deepEqual(body.Errors.map((e) => [e.SecretId, e.ErrorCode]), [['other/db', 'AccessDeniedException']])
+    assert.ok(!JSON.stringify(body).includes('other-db-pw'))
+  })
+})
+
+describe('the allow-list filtering get-by-path', () => {
+  let agent: TestAgent
+  before(async () => {
+    agent = await startTestAgent({ store: STORE, config: { allow: { secrets: ['*'], parameters: ['/app', '/app/level', '/app/nested/*'], kmsKeys: ['*'] } } })
+  })
+  after(async () => { await agent.stop() })
+
+  it('drops names outside the patterns from an allowed path, and caches the filtered answer', async () => {
+    for (const expected of ['MISS', 'HIT']) {
+      const response = await agent.get('/systemsmanager/parameters/get-by-path?path=/app&recursive=true&withDecryption=true')
+      assert.equal(response.status, 200)
+      assert.equal(response.headers.get('x-cache'), expected)
+      const body = await response.text()
+      assert.deepEqual((JSON.parse(body) as { Parameters: Array<{ Name: string }> }).Parameters.map((p) => p.Name), ['/app/level', '/app/nested/deep'])
+      assert.ok(!body.includes('hidden-value'))
+    }
+  })
+})
