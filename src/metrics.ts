@@ -112,6 +112,7 @@ export function outcomeOf (error: unknown): string {
     switch (error.name) {
       case 'NotFoundError': return 'not_found'
       case 'AccessDeniedError': return 'access_denied'
+      case 'CredentialsError': return 'credentials'
       case 'InvalidRequestError': return 'invalid'
       case 'ThrottledError': return 'throttled'
       case 'UpstreamTimeoutError': return 'timeout'

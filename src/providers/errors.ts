@@ -47,6 +47,20 @@ export class AccessDeniedError extends ProviderError {
   }
 }
 
+/**
+ * The agent's own AWS credentials are expired or invalid. It says nothing about the value (the
+ * credential chain renews them, or an operator does), so it is transient: cached values keep
+ * being served stale rather than every secret being dropped at once. Answered 403 when nothing
+ * is cached.
+ */
+export class CredentialsError extends ProviderError {
+  override readonly name = 'CredentialsError'
+  readonly transient = true
+  constructor (message = "The agent's AWS credentials are invalid or expired.", options?: ProviderErrorOptions) {
+    super(message, 'ExpiredTokenException', options)
+  }
+}
+
 /** The request itself is wrong (AWS validation errors, a malformed ciphertext, a bad path). */
 export class InvalidRequestError extends ProviderError {
   override readonly name = 'InvalidRequestError'

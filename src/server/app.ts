@@ -4,7 +4,7 @@ import type { SecretCache } from '../cache/secret-cache.js'
 import type { Envelope } from '../envelope/index.js'
 import type { Provider } from '../providers/types.js'
 import type { Metrics } from '../metrics.js'
-import { AccessDeniedError } from '../providers/errors.js'
+import { AccessDeniedError, CredentialsError } from '../providers/errors.js'
 import type { Token } from '../token.js'
 import { AllowList } from './allow.js'
 import { PUBLIC_PATHS, hasValidToken, pathOf, tokenCheck } from './auth.js'
@@ -126,7 +126,7 @@ export function buildApp (options: AppOptions): FastifyInstance {
       request.log.error({ err: { name: (error as Error).name, message: (error as Error).message, stack: (error as Error).stack } }, 'unexpected error')
     } else if (answer.statusCode >= 500) {
       request.log.warn({ type: answer.type, cause: causeName(error) }, 'upstream failure')
-    } else if (answer.statusCode === 403 && error instanceof AccessDeniedError) {
+    } else if (error instanceof AccessDeniedError || error instanceof CredentialsError) {
       // Expired credentials, a missing IAM grant, a disabled key: the operator must hear of it.
       request.log.warn({ route: request.routeOptions.url, type: answer.type }, 'upstream refused access')
     }

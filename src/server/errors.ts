@@ -1,7 +1,7 @@
 import { format } from 'node:util'
 import type { FastifyError } from 'fastify'
 import {
-  AccessDeniedError, InvalidRequestError, NotFoundError, ProviderError, ThrottledError,
+  AccessDeniedError, CredentialsError, InvalidRequestError, NotFoundError, ProviderError, ThrottledError,
   UpstreamError, UpstreamTimeoutError
 } from '../providers/errors.js'
 
@@ -66,7 +66,7 @@ export interface ErrorAnswer {
 /** The status for each provider error class (DESIGN §2). */
 function providerStatus (error: ProviderError): number {
   if (error instanceof NotFoundError) return 404
-  if (error instanceof AccessDeniedError) return 403
+  if (error instanceof AccessDeniedError || error instanceof CredentialsError) return 403
   if (error instanceof InvalidRequestError) return 400
   if (error instanceof ThrottledError) return 429
   if (error instanceof UpstreamTimeoutError) return 504

@@ -1,7 +1,7 @@
 import { GetCallerIdentityCommand, type STSClient } from '@aws-sdk/client-sts'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from 'pino'
-import { isProviderError, type ProviderError } from '../errors.js'
+import { CredentialsError, isProviderError, type ProviderError } from '../errors.js'
 import { callAws } from './call.js'
 import type { RegionalClients } from './clients.js'
 import { CREDENTIALS_UNAVAILABLE, REGION_MISSING, malformedAnswer, toProviderError } from './errors.js'
@@ -63,8 +63,12 @@ async function checkOnce (options: CredentialsCheckOptions, signal: AbortSignal)
 /** Missing credentials or region are transient for a data call (serve stale), not at start. */
 const SETUP_PROBLEMS: ReadonlySet<string> = new Set([CREDENTIALS_UNAVAILABLE, REGION_MISSING])
 
+/**
+ * Expired or invalid credentials are transient for a data call (cached values stay in service
+ * while they are renewed) but, at start, a reason to report not ready at once.
+ */
 function retryable (error: ProviderError): boolean {
-  return error.transient && !SETUP_PROBLEMS.has(error.code)
+  return error.transient && !SETUP_PROBLEMS.has(error.code) && !(error instanceof CredentialsError)
 }
 
 function reasonFor (error: ProviderError): string {

@@ -5,7 +5,7 @@
  * extension compare `__type` against it.
  */
 import {
-  AccessDeniedError, InvalidRequestError, NotFoundError, ThrottledError, UpstreamError,
+  AccessDeniedError, CredentialsError, InvalidRequestError, NotFoundError, ThrottledError, UpstreamError,
   UpstreamTimeoutError, isProviderError, type ProviderError
 } from '../errors.js'
 
@@ -30,7 +30,7 @@ const notFound = (message: string): Make => (_service, code, cause) => new NotFo
 const denied = (message: string): Make => (_service, code, cause) => new AccessDeniedError(message, { code, cause })
 const invalid = (message: string): Make => (_service, code, cause) => new InvalidRequestError(message, { code, cause })
 
-const credentialsInvalid = denied("The agent's AWS credentials are invalid or expired; renew them (for example `aws sso login`) or check the task or pod role.")
+const credentialsInvalid: Make = (_service, code, cause) => new CredentialsError("The agent's AWS credentials are invalid or expired; renew them (for example `aws sso login`) or check the task or pod role.", { code, cause })
 
 const accessDenied: Make = (service, code, cause) => new AccessDeniedError(
   service === 'kms'
@@ -71,7 +71,7 @@ const BY_CODE: Readonly<Record<string, Make>> = {
   KMSInvalidStateException: denied('The KMS key is not in a usable state (disabled, pending deletion or pending import).'),
   KeyUnavailableException: (_service, code, cause) => new UpstreamError('The KMS key is unavailable right now; retry shortly.', { code, cause }),
 
-  // Credential problems: 403 with a message that says so.
+  // Credential problems: 403 with a message that says so; transient, so cached values are kept.
   UnrecognizedClientException: credentialsInvalid,
   InvalidClientTokenId: credentialsInvalid,
   ExpiredTokenException: credentialsInvalid,

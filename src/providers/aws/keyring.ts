@@ -1,8 +1,11 @@
-import { KmsKeyringNode, type KmsNodeClientSupplier } from '@aws-crypto/client-node'
+import { KeyringNode, KmsKeyringNode, type EncryptedDataKey, type KmsNodeClientSupplier } from '@aws-crypto/client-node'
+import { isProviderError, type ProviderError } from '../errors.js'
 import type { KmsOperations } from './kms.js'
 
 /** What the keyring calls: generateDataKey, encrypt and decrypt, SDK-shaped. */
 type EsdkKmsClient = Exclude<ReturnType<KmsNodeClientSupplier>, false>
+type EncryptionMaterial = Parameters<KeyringNode['_onEncrypt']>[0]
+type DecryptionMaterial = Parameters<KeyringNode['_onDecrypt']>[0]
 
 /**
  * The Encryption SDK's KMS keyring for one key, over the provider's own KMS calls.
@@ -17,21 +20,67 @@ type EsdkKmsClient = Exclude<ReturnType<KmsNodeClientSupplier>, false>
  * For decryption the keyring only unwraps data keys whose key ARN is `keyId`: the envelope layer
  * asks for the keyring of each key ARN a message names.
  */
-export function kmsEnvelopeKeyring (kms: KmsOperations, keyId: string): KmsKeyringNode {
-  const client: EsdkKmsClient = {
-    async generateDataKey ({ KeyId, NumberOfBytes, EncryptionContext }) {
-      const result = await kms.generateDataKey({ keyId: KeyId, ...(NumberOfBytes === undefined ? {} : { numberOfBytes: NumberOfBytes }), ...(EncryptionContext === undefined ? {} : { encryptionContext: EncryptionContext }) })
-      return { KeyId: result.keyId, Plaintext: result.plaintext, CiphertextBlob: result.ciphertextBlob }
-    },
-    async encrypt ({ KeyId, Plaintext, EncryptionContext }) {
-      const result = await kms.encrypt({ keyId: KeyId, plaintext: Plaintext, ...(EncryptionContext === undefined ? {} : { encryptionContext: EncryptionContext }) })
-      return { KeyId: result.keyId, CiphertextBlob: result.ciphertextBlob }
-    },
-    async decrypt ({ KeyId, CiphertextBlob, EncryptionContext }) {
-      const result = await kms.decrypt({ ciphertextBlob: CiphertextBlob, ...(KeyId === undefined ? {} : { keyId: KeyId }), ...(EncryptionContext === undefined ? {} : { encryptionContext: EncryptionContext }) })
-      return { KeyId: result.keyId, Plaintext: result.plaintext }
+export function kmsEnvelopeKeyring (kms: KmsOperations, keyId: string): KeyringNode {
+  return new KmsEnvelopeKeyring(kms, keyId)
+}
+
+/**
+ * `KmsKeyringNode`, except that a failed decrypt throws the provider error KMS answered with.
+ * The ESDK folds every KMS failure during decrypt into one generic `Error` (AWS's texts joined),
+ * which would turn a disabled key (403) or a throttled call (429) into a bad message (400).
+ * GenerateDataKey's failure already comes through as thrown, so encrypt just delegates.
+ */
+class KmsEnvelopeKeyring extends KeyringNode {
+  readonly #kms: KmsOperations
+  readonly #keyId: string
+  readonly #encryptor: KmsKeyringNode
+
+  constructor (kms: KmsOperations, keyId: string) {
+    super()
+    this.#kms = kms
+    this.#keyId = keyId
+    this.#encryptor = this.#keyring()
+  }
+
+  async _onEncrypt (material: EncryptionMaterial): Promise<EncryptionMaterial> {
+    return this.#encryptor.onEncrypt(material)
+  }
+
+  async _onDecrypt (material: DecryptionMaterial, encryptedDataKeys: EncryptedDataKey[]): Promise<DecryptionMaterial> {
+    // A keyring per call (they are cheap) so that the failure kept is this call's own.
+    let failure: ProviderError | undefined
+    try {
+      return await this.#keyring((error) => { failure ??= error }).onDecrypt(material, encryptedDataKeys)
+    } catch (error) {
+      throw failure ?? error
     }
   }
-  // KmsOperations routes each call to the region its key ARN names, so one adapter serves all.
-  return new KmsKeyringNode({ generatorKeyId: keyId, clientProvider: () => client })
+
+  #keyring (onFailure?: (error: ProviderError) => void): KmsKeyringNode {
+    const kms = this.#kms
+    const watched = async <T>(call: Promise<T>): Promise<T> => {
+      try {
+        return await call
+      } catch (error) {
+        if (isProviderError(error)) onFailure?.(error)
+        throw error
+      }
+    }
+    const client: EsdkKmsClient = {
+      async generateDataKey ({ KeyId, NumberOfBytes, EncryptionContext }) {
+        const result = await watched(kms.generateDataKey({ keyId: KeyId, ...(NumberOfBytes === undefined ? {} : { numberOfBytes: NumberOfBytes }), ...(EncryptionContext === undefined ? {} : { encryptionContext: EncryptionContext }) }))
+        return { KeyId: result.keyId, Plaintext: result.plaintext, CiphertextBlob: result.ciphertextBlob }
+      },
+      async encrypt ({ KeyId, Plaintext, EncryptionContext }) {
+        const result = await watched(kms.encrypt({ keyId: KeyId, plaintext: Plaintext, ...(EncryptionContext === undefined ? {} : { encryptionContext: EncryptionContext }) }))
+        return { KeyId: result.keyId, CiphertextBlob: result.ciphertextBlob }
+      },
+      async decrypt ({ KeyId, CiphertextBlob, EncryptionContext }) {
+        const result = await watched(kms.decrypt({ ciphertextBlob: CiphertextBlob, ...(KeyId === undefined ? {} : { keyId: KeyId }), ...(EncryptionContext === undefined ? {} : { encryptionContext: EncryptionContext }) }))
+        return { KeyId: result.keyId, Plaintext: result.plaintext }
+      }
+    }
+    // KmsOperations routes each call to the region its key ARN names, so one adapter serves all.
+    return new KmsKeyringNode({ generatorKeyId: this.#keyId, clientProvider: () => client })
+  }
 }
