@@ -15,7 +15,7 @@ export function configTable (): string {
   const lines = ['| TOML key | environment | flag | default | range | meaning |', '|---|---|---|---|---|---|']
   for (const s of SETTINGS) {
     const env = [envName(s.key), ...(s.env ?? [])].map((e) => `\`${e}\``).join('<br>')
-    const flag = s.flag === undefined ? '' : `\`--${s.flag}\``
+    const flag = [s.flag, s.negativeFlag].filter((f) => f !== undefined).map((f) => `\`--${f}\``).join('<br>')
     const range = s.type.kind === 'int' ? `${s.type.min}–${s.type.max}` : s.type.kind === 'enum' ? s.type.values.join(', ') : s.type.kind
     const key = s.key.includes('.') ? `\`[${s.key.split('.')[0]}] ${s.key.split('.')[1]}\`` : `\`${s.key}\``
     lines.push(`| ${key} | ${env} | ${flag} | ${show(s.default)} | ${range} | ${s.doc.replace(/\|/g, '\\|')} |`)

@@ -22,9 +22,10 @@ const CLIENT_COMMANDS: Record<string, () => Promise<(args: string[], env: NodeJS
 
 type Flags = Record<string, string | boolean | undefined>
 
-const SETTING_FLAGS: ParseArgsConfig['options'] = Object.fromEntries(
-  SETTINGS.filter((s) => s.flag !== undefined).map((s) => [s.flag, { type: s.type.kind === 'bool' ? 'boolean' : 'string' }])
-)
+const SETTING_FLAGS: ParseArgsConfig['options'] = Object.fromEntries([
+  ...SETTINGS.filter((s) => s.flag !== undefined).map((s) => [s.flag, { type: s.type.kind === 'bool' ? 'boolean' : 'string' }]),
+  ...SETTINGS.filter((s) => s.negativeFlag !== undefined).map((s) => [s.negativeFlag, { type: 'boolean' }])
+])
 const COMMON_FLAGS: ParseArgsConfig['options'] = {
   config: { type: 'string' },
   help: { type: 'boolean', short: 'h' }
@@ -63,6 +64,7 @@ Flags (each also settable in the environment and the TOML file; see the README):
   --generate-token       create --token-file with a fresh token when it does not exist
   --log-level LEVEL      trace, debug, info, warn, error or none (default info)
   --profile NAME         AWS profile, for --provider aws
+  --no-validate-credentials  turn ready without checking credentials with STS
   --metrics-listen H:P   serve Prometheus metrics on HOST:PORT (off by default)
 `,
   dev: `Usage: secrets-agent dev [flags]

@@ -64,6 +64,7 @@ function resolve (spec: SettingSpec, sources: Sources): ResolvedSetting {
   const chain = [spec, ...(spec.alsoFrom ?? []).map((key) => SETTINGS_BY_KEY.get(key)).filter((s): s is SettingSpec => s !== undefined)]
 
   for (const s of chain) {
+    if (s.negativeFlag !== undefined && sources.flags[s.negativeFlag] === true) return { value: false, source: 'flag', origin: `--${s.negativeFlag}` }
     if (s.flag === undefined) continue
     const raw = sources.flags[s.flag]
     if (raw !== undefined) return { value: coerce(spec, raw, `--${s.flag}`), source: 'flag', origin: `--${s.flag}` }

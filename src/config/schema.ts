@@ -24,6 +24,8 @@ export interface SettingSpec {
   env?: readonly string[]
   /** Long flag name, without the dashes. */
   flag?: string
+  /** For a boolean: a flag that sets it false (`no-validate-credentials`). */
+  negativeFlag?: string
   /** Keys that set this one too, with lower precedence (SMA's `ttl_seconds` sets both TTLs). */
   alsoFrom?: readonly string[]
   /** Redacted by `secrets-agent config`. */
@@ -76,7 +78,7 @@ export const SETTINGS: readonly SettingSpec[] = [
 
   { key: 'region', type: str, default: null, doc: 'AWS region; default from the SDK chain (AWS_REGION, profile).' },
   { key: 'profile', type: str, default: null, flag: 'profile', doc: 'AWS profile for the aws provider (as AWS_PROFILE).' },
-  { key: 'validate_credentials', type: bool, default: true, doc: 'Check credentials with STS GetCallerIdentity before turning ready.' },
+  { key: 'validate_credentials', type: bool, default: true, negativeFlag: 'no-validate-credentials', doc: 'Check credentials with STS GetCallerIdentity before turning ready.' },
   { key: 'secrets_manager_timeout_millis', type: int(0, 10 * 60 * 1000), default: 5000, env: ['SECRETS_MANAGER_TIMEOUT_MILLIS'], doc: 'Timeout of a Secrets Manager call; 0 means none.' },
   { key: 'ssm_parameter_store_timeout_millis', type: int(0, 10 * 60 * 1000), default: 5000, env: ['SSM_PARAMETER_STORE_TIMEOUT_MILLIS'], doc: 'Timeout of a Parameter Store call; 0 means none.' },
   { key: 'kms_timeout_millis', type: int(0, 10 * 60 * 1000), default: 5000, doc: 'Timeout of a KMS call; 0 means none.' },

@@ -182,3 +182,11 @@ describe('loadConfig', () => {
     assert.equal((await loadConfig({ env: { SECRETS_AGENT_PROVIDER: 'local' }, defaults: { provider: 'aws' } })).config.provider, 'local')
   })
 })
+
+describe('--no-validate-credentials', () => {
+  it('turns the credentials check off, above every other source', async () => {
+    const { config, settings } = await loadConfig({ env: { SECRETS_AGENT_VALIDATE_CREDENTIALS: 'true' }, flags: { 'no-validate-credentials': true } })
+    assert.equal(config.validateCredentials, false)
+    assert.equal(settings.get('validate_credentials')?.origin, '--no-validate-credentials')
+  })
+})
