@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises'
+import { access, readFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { ConfigError, type AgentConfig } from '../config/index.js'
 import { devTokenPath } from '../token.js'
@@ -18,10 +18,11 @@ parameter's Value. For shell scripts:
 A newline follows the value only when stdout is a terminal: piped or redirected, the bytes
 are exactly the value's.
 
-The token is found as an app would: --token-file, else the variables of ssrf_env_variables
-(AWS_TOKEN, AWS_SESSION_TOKEN, AWS_CONTAINER_AUTHORIZATION_TOKEN; a value file:///path names
-a file), else the file secrets-agent dev generates
-($XDG_RUNTIME_DIR/secrets-agent/token or ~/.cache/secrets-agent/token).
+The token is found as an app would: --token-file, else AWS_TOKEN, else the file
+secrets-agent dev generates ($XDG_RUNTIME_DIR/secrets-agent/token or
+~/.cache/secrets-agent/token) when it exists, else AWS_SESSION_TOKEN and
+AWS_CONTAINER_AUTHORIZATION_TOKEN (on a laptop AWS_SESSION_TOKEN is an AWS credential). These
+variables are ssrf_env_variables; a value file:///path names a file.
 
 Flags:
   --field NAME         print one top-level field of a JSON SecretString
@@ -125,30 +126,57 @@ function valueOf (answer: AgentAnswer, values: Record<string, string | boolean |
 }
 
 /**
+ * Variables of ssrf_env_variables that, outside a container, hold AWS credentials rather than the
+ * agent's token: AWS_SESSION_TOKEN is set by SSO and assumed-role sessions on a laptop.
+ */
+const AWS_CREDENTIAL_VARIABLES: ReadonlySet<string> = new Set(['AWS_SESSION_TOKEN', 'AWS_CONTAINER_AUTHORIZATION_TOKEN'])
+
+/**
  * The token, found as an app would find the one `serve` uses (DESIGN §4): --token-file, then the
- * ssrf_env_variables (a `file://` value names a file); and, failing those, the file `dev` writes.
+ * ssrf_env_variables (a `file://` value names a file), except that the file `dev` writes, when it
+ * exists, comes before the variables that on a laptop hold AWS credentials. In a container there
+ * is no such file, so the Lambda extension's order is unchanged there.
  * The value is only ever sent in the header, never printed.
  */
 export async function clientToken (config: Pick<AgentConfig, 'tokenFile' | 'ssrfEnvVariables'>, env: NodeJS.ProcessEnv): Promise<string> {
   if (config.tokenFile !== null) return readTokenFile(config.tokenFile)
-  for (const name of config.ssrfEnvVariables) {
-    const raw = env[name]?.trim()
-    if (raw === undefined || raw === '') continue
-    if (!raw.startsWith('file://')) return raw
-    let file: string
-    try {
-      file = fileURLToPath(raw)
-    } catch {
-      throw new CommandError(EXIT.usage, `${name} starts with file:// but is not a file URL`)
+  const variables = config.ssrfEnvVariables
+  const fromVariables = async (names: readonly string[]): Promise<string | undefined> => {
+    for (const name of names) {
+      const token = await tokenFromVariable(name, env)
+      if (token !== undefined) return token
     }
-    return readTokenFile(file)
+    return undefined
   }
   const devFile = devTokenPath(env)
+  const token = await fromVariables(variables.filter((name) => !AWS_CREDENTIAL_VARIABLES.has(name))) ??
+    await readTokenFileIfAny(devFile) ??
+    await fromVariables(variables.filter((name) => AWS_CREDENTIAL_VARIABLES.has(name)))
+  if (token !== undefined) return token
+  throw new CommandError(EXIT.usage, `no token: pass --token-file PATH, set one of ${variables.join(', ')}, or run secrets-agent dev (which writes ${devFile})`)
+}
+
+async function tokenFromVariable (name: string, env: NodeJS.ProcessEnv): Promise<string | undefined> {
+  const raw = env[name]?.trim()
+  if (raw === undefined || raw === '') return undefined
+  if (!raw.startsWith('file://')) return raw
+  let file: string
   try {
-    return await readTokenFile(devFile)
+    file = fileURLToPath(raw)
   } catch {
-    throw new CommandError(EXIT.usage, `no token: pass --token-file PATH, set one of ${config.ssrfEnvVariables.join(', ')}, or run secrets-agent dev (which writes ${devFile})`)
+    throw new CommandError(EXIT.usage, `${name} starts with file:// but is not a file URL`)
   }
+  return readTokenFile(file)
+}
+
+/** The token in `file`, or undefined when there is no such file; any other failure is reported. */
+async function readTokenFileIfAny (file: string): Promise<string | undefined> {
+  try {
+    await access(file)
+  } catch {
+    return undefined
+  }
+  return readTokenFile(file)
 }
 
 async function readTokenFile (file: string): Promise<string> {

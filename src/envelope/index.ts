@@ -1,7 +1,8 @@
 /**
  * Envelope encryption (DESIGN §5): AWS Encryption SDK messages over the keyrings providers hand
- * out, with data-key caching. Imports only `@aws-crypto/*` from outside the agent. The KMS keyring
- * for the aws provider is in ./kms-keyring.ts, imported by that provider.
+ * out, with data-key caching. Imports only `@aws-crypto/*` from outside the agent. The keyrings
+ * themselves come from the providers (the aws provider's KMS keyring is
+ * src/providers/aws/keyring.ts); nothing here knows which provider made one.
  */
 export {
   DEFAULT_DATA_KEY_CACHING, Envelope, envelopeSettings, checkEncryptionContext,

@@ -173,7 +173,8 @@ describe('secrets-agent health, get and store', () => {
       const noToken = { ...env, AWS_TOKEN: undefined }
 
       const results = await Promise.all([
-        run(['get', 'app/api-key'], { ...noToken, AWS_CONTAINER_AUTHORIZATION_TOKEN: `file://${tokenFile}` }),
+        // No dev file here: it would come before AWS_CONTAINER_AUTHORIZATION_TOKEN.
+        run(['get', 'app/api-key'], { ...noToken, XDG_RUNTIME_DIR: join(dir, 'empty-run'), AWS_CONTAINER_AUTHORIZATION_TOKEN: `file://${tokenFile}` }),
         run(['get', 'app/api-key', '--token-file', tokenFile], { ...noToken, AWS_TOKEN: 'not-the-token' }),
         run(['get', 'app/api-key'], noToken)
       ])
@@ -182,6 +183,23 @@ describe('secrets-agent health, get and store', () => {
         assert.equal(result.code, EXIT.ok, result.stderr)
         assert.equal(result.stdout.toString(), 'key-plain-9Zt')
       }
+    })
+
+    it('beside dev, takes the dev file over an AWS_SESSION_TOKEN (an SSO credential), but AWS_TOKEN over the dev file', async () => {
+      const runtime = join(dir, 'dev-run')
+      await mkdir(join(runtime, 'secrets-agent'), { recursive: true })
+      await writeFile(join(runtime, 'secrets-agent', 'token'), `${TEST_TOKEN}\n`, { mode: 0o600 })
+      const laptop = { ...env, AWS_TOKEN: undefined, XDG_RUNTIME_DIR: runtime, AWS_SESSION_TOKEN: 'IQoJb3JpZ2luX2VjEXAMPLE-sso-session' }
+
+      const [beside, overridden] = await Promise.all([
+        run(['get', 'app/api-key'], laptop),
+        run(['get', 'app/api-key'], { ...laptop, AWS_TOKEN: 'wrong-token-8Lm' })
+      ])
+
+      assert.equal(beside.code, EXIT.ok, beside.stderr)
+      assert.equal(beside.stdout.toString(), 'key-plain-9Zt')
+      assert.equal(overridden.code, EXIT.denied)
+      assert.match(overridden.stderr, /UnauthorizedException/)
     })
 
     it('exits 3 for a missing secret, parameter or field, and 4 for a wrong token', async () => {

@@ -6,8 +6,7 @@ import {
 } from '@aws-crypto/client-node'
 
 import { Envelope } from '../../src/envelope/index.js'
-import { kmsEnvelopeKeyring } from '../../src/envelope/kms-keyring.js'
-import { withEnvelopeKeyring, b64, json, openAwsKmsApp, openLocalKmsApp, type AwsKmsApp, type AwsKmsAppOptions, type KmsAppOptions, type LocalKmsApp } from '../support/kms-app.js'
+import { b64, json, openAwsKmsApp, openLocalKmsApp, type AwsKmsApp, type KmsAppOptions, type LocalKmsApp } from '../support/kms-app.js'
 
 const SECRET_TEXT = 'envelope plaintext Vw42pR'
 const esdk = buildClient(CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT)
@@ -155,9 +154,9 @@ describe('POST /envelope/* on the local provider', () => {
   })
 })
 
-describe('POST /envelope/* on the aws provider (fake AWS)', () => {
+describe('POST /envelope/* on the aws provider (fake AWS), through its own envelope keyring', () => {
   let h: AwsKmsApp
-  const open = async (options: AwsKmsAppOptions = {}): Promise<AwsKmsApp> => {
+  const open = async (options: KmsAppOptions = {}): Promise<AwsKmsApp> => {
     h = await openAwsKmsApp(options)
     return h
   }
@@ -181,8 +180,8 @@ describe('POST /envelope/* on the aws provider (fake AWS)', () => {
     assert.equal((viaAgent.EncryptionContext as Record<string, string>).origin, 'esdk')
   })
 
-  it('round-trips through the aws provider\'s own envelope keyring too', async () => {
-    await open({ keyring: 'provider' })
+  it('round-trips with a KeyId on encrypt and none on decrypt', async () => {
+    await open()
     const keyArn = h.fake.createKey({ alias: 'own' })
 
     const { Ciphertext } = json(await h.post('/envelope/encrypt', { KeyId: 'alias/own', Plaintext: b64(SECRET_TEXT) }))
@@ -219,6 +218,31 @@ describe('POST /envelope/* on the aws provider (fake AWS)', () => {
     }
   })
 
+  it('answers 403 with the provider\'s code, and no plaintext, for a message whose key was disabled after encryption', async () => {
+    await open({ envelope: { dataKeyCaching: false } })
+    const keyArn = h.fake.createKey({ alias: 'disabled-later' })
+    const encrypted = await h.post('/envelope/encrypt', { KeyId: 'alias/disabled-later', Plaintext: b64(SECRET_TEXT), EncryptionContext: { app: 'test' } })
+    h.fake.setKeyEnabled(keyArn, false)
+
+    const answer = await h.post('/envelope/decrypt', { Ciphertext: json(encrypted).Ciphertext, EncryptionContext: { app: 'test' } })
+
+    assert.equal(encrypted.statusCode, 200)
+    assert.equal(answer.statusCode, 403)
+    assert.equal(json(answer).__type, 'DisabledException')
+    assertNoPlaintext(answer.body)
+    assert.equal(h.fake.count('Decrypt'), 1)
+  })
+
+  it('answers 404 with the provider\'s code for an unknown key on encrypt', async () => {
+    await open()
+
+    const answer = await h.post('/envelope/encrypt', { KeyId: 'alias/never-made', Plaintext: b64(SECRET_TEXT) })
+
+    assert.equal(answer.statusCode, 404)
+    assert.equal(json(answer).__type, 'NotFoundException')
+    assertNoPlaintext(answer.body)
+  })
+
   it('reuses one data key across requests when caching is on, and wraps one per request when off', async () => {
     await open({ envelope: { defaultKeyId: 'alias/cached' } })
     h.fake.createKey({ alias: 'cached' })
@@ -234,13 +258,13 @@ describe('POST /envelope/* on the aws provider (fake AWS)', () => {
   })
 })
 
-describe('data-key caching against KMS, counted at the fake (envelope over the KMS keyring)', () => {
+describe('data-key caching against KMS, counted at the fake (envelope over the aws provider\'s keyring)', () => {
   let h: AwsKmsApp
   beforeEach(async () => { h = await openAwsKmsApp() })
   afterEach(async () => { await h.close() })
 
   const envelopeOver = (caching: boolean): Envelope => new Envelope({
-    provider: withEnvelopeKeyring(h.provider, async (keyId) => kmsEnvelopeKeyring(keyId, { client: h.kms })),
+    provider: h.provider,
     defaultKeyId: 'alias/bulk',
     ...(caching ? {} : { dataKeyCaching: false as const })
   })

@@ -1,7 +1,8 @@
 /**
  * The HTTP app with the KMS and envelope routes wired as `startAgent` wires them (allow-list,
  * envelope settings, envelope body limit), over the local provider in a temp dir or over the aws
- * provider against the fake AWS server. Log lines are kept for assertions.
+ * provider against the fake AWS server (its own envelope keyring: the one users run). Log lines
+ * are kept for assertions.
  */
 import { randomBytes } from 'node:crypto'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
@@ -11,9 +12,8 @@ import { KMS } from '@aws-sdk/client-kms'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { SecretCache } from '../../src/cache/secret-cache.js'
 import { Envelope, type EnvelopeOptions } from '../../src/envelope/index.js'
-import { kmsEnvelopeKeyring } from '../../src/envelope/kms-keyring.js'
 import { createLogger } from '../../src/logger.js'
-import { AwsProvider } from '../../src/providers/aws/index.js'
+import { createAwsProvider } from '../../src/providers/aws/index.js'
 import { LocalProvider } from '../../src/providers/local/provider.js'
 import type { Provider } from '../../src/providers/types.js'
 import { AllowList, type AllowRules } from '../../src/server/allow.js'
@@ -53,7 +53,7 @@ export interface LocalKmsApp extends KmsApp {
 
 export interface AwsKmsApp extends KmsApp {
   fake: FakeAws
-  /** The aggregated KMS client against the fake, for direct calls and ESDK keyrings. */
+  /** The aggregated KMS client against the fake: what a reader without the agent would use. */
   kms: KMS
 }
 
@@ -112,38 +112,16 @@ export async function openLocalKmsApp (options: KmsAppOptions = {}): Promise<Loc
   }
 }
 
-export interface AwsKmsAppOptions extends KmsAppOptions {
-  /**
-   * Whose envelope keyring the app uses: `agent` (src/envelope/kms-keyring.ts over an aggregated
-   * KMS client, the default) or `provider` (the aws provider's own `envelopeKeyring`).
-   */
-  keyring?: 'agent' | 'provider'
-}
-
-export async function openAwsKmsApp (options: AwsKmsAppOptions = {}): Promise<AwsKmsApp> {
+export async function openAwsKmsApp (options: KmsAppOptions = {}): Promise<AwsKmsApp> {
   const fake = await FakeAws.start({ region: REGION })
-  const aws = new AwsProvider(fakeAwsProviderOptions(fake))
+  const aws = await createAwsProvider(fakeAwsProviderOptions(fake))
   const kms = new KMS({ region: REGION, endpoint: fake.url, credentials: TEST_CREDENTIALS, maxAttempts: 1 })
-  const provider = options.keyring === 'provider'
-    ? aws
-    : withEnvelopeKeyring(aws, async (keyId) => kmsEnvelopeKeyring(keyId, { client: kms, timeoutMillis: 5000 }))
-  const base = harness(provider, options, async () => {
+  const base = harness(aws, options, async () => {
     kms.destroy()
     await aws.close()
     await fake.close()
   })
   return { ...base, fake, kms }
-}
-
-/** The provider with its `envelopeKeyring` replaced (a Proxy: the provider keeps private fields). */
-export function withEnvelopeKeyring (provider: Provider, envelopeKeyring: Provider['envelopeKeyring']): Provider {
-  return new Proxy(provider, {
-    get (target, property) {
-      if (property === 'envelopeKeyring') return envelopeKeyring
-      const value: unknown = Reflect.get(target, property, target)
-      return typeof value === 'function' ? value.bind(target) : value
-    }
-  })
 }
 
 /** The parsed JSON body of an inject() answer. */
