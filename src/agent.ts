@@ -1,4 +1,4 @@
-import { mkdir, stat } from 'node:fs/promises'
+import { mkdir } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { dirname, join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
@@ -6,7 +6,7 @@ import type { Logger } from 'pino'
 import { SecretCache } from './cache/secret-cache.js'
 import { ConfigError, type AgentConfig } from './config/index.js'
 import { Envelope, envelopeSettings } from './envelope/index.js'
-import { writeFileAtomic } from './providers/local/atomic.js'
+import { pathExists, writeFileAtomic } from './providers/local/atomic.js'
 import { defaultStoreText } from './providers/local/default-store.js'
 import { LocalProvider } from './providers/local/provider.js'
 import type { Provider } from './providers/types.js'
@@ -203,7 +203,7 @@ async function openProvider (options: AgentOptions, env: NodeJS.ProcessEnv): Pro
     return { provider, storeFile: null }
   }
   const storeFile = config.store ?? defaultStorePath(env)
-  if (!(await exists(storeFile))) {
+  if (!(await pathExists(storeFile))) {
     if (options.createStore !== true) throw new ConfigError(`the local store ${storeFile} does not exist (secrets-agent dev creates an example one)`)
     await mkdir(dirname(storeFile), { recursive: true, mode: 0o700 })
     await writeFileAtomic(storeFile, defaultStoreText(), 0o600)
@@ -214,14 +214,6 @@ async function openProvider (options: AgentOptions, env: NodeJS.ProcessEnv): Pro
   return { provider, storeFile }
 }
 
-async function exists (path: string): Promise<boolean> {
-  try {
-    await stat(path)
-    return true
-  } catch {
-    return false
-  }
-}
 
 function nonEmpty (s: string | undefined): string | undefined {
   return s === undefined || s === '' ? undefined : s

@@ -1,11 +1,11 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
 import { watch, type FSWatcher } from 'node:fs'
-import { mkdir, readFile, stat } from 'node:fs/promises'
+import { mkdir, readFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { basename, dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Logger } from 'pino'
-import { writeFileAtomic } from './providers/local/atomic.js'
+import { pathExists, writeFileAtomic } from './providers/local/atomic.js'
 
 /** No token could be found or made: the agent must not start. */
 export class TokenError extends Error {
@@ -103,7 +103,7 @@ export function generateTokenValue (): string {
 /** Finds the token as DESIGN §4 says: `--token-file`, then the listed variables. */
 export async function loadToken (options: TokenOptions): Promise<Token> {
   if (options.tokenFile !== null) {
-    if (options.generate && !(await exists(options.tokenFile))) {
+    if (options.generate && !(await pathExists(options.tokenFile))) {
       await mkdir(dirname(options.tokenFile), { recursive: true, mode: 0o750 })
       await writeFileAtomic(options.tokenFile, generateTokenValue() + '\n', options.fileMode)
       options.logger.info({ tokenFile: options.tokenFile, mode: options.fileMode.toString(8) }, 'generated a token file')
@@ -133,7 +133,7 @@ export async function loadDevToken (options: Omit<TokenOptions, 'envVariables' |
     return loadToken({ ...options, envVariables: ['AWS_TOKEN'], generate: false, fileMode: 0o600 })
   }
   const file = devTokenPath(options.env)
-  if (!(await exists(file))) {
+  if (!(await pathExists(file))) {
     await mkdir(dirname(file), { recursive: true, mode: 0o700 })
     await writeFileAtomic(file, generateTokenValue() + '\n', 0o600)
   }
@@ -157,11 +157,3 @@ async function readTokenFile (file: string): Promise<string> {
   return value
 }
 
-async function exists (file: string): Promise<boolean> {
-  try {
-    await stat(file)
-    return true
-  } catch {
-    return false
-  }
-}

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { open, rename, rm } from 'node:fs/promises'
+import { open, rename, rm, stat } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 
 /**
@@ -31,4 +31,14 @@ export async function writeFileAtomic (path: string, data: string | Uint8Array, 
     const d = await open(dir, 'r')
     try { await d.sync() } finally { await d.close() }
   } catch { /* best effort */ }
+}
+
+/** Whether something exists at `path` (a file, a directory, anything `stat` can see). */
+export async function pathExists (path: string): Promise<boolean> {
+  try {
+    await stat(path)
+    return true
+  } catch {
+    return false
+  }
 }
