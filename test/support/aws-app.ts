@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
-import { SecretCache } from '../../src/cache/secret-cache.js'
+import { SecretCache, type SecretCacheOptions } from '../../src/cache/secret-cache.js'
 import { createLogger } from '../../src/logger.js'
 import { AwsProvider, type AwsProviderOptions } from '../../src/providers/aws/index.js'
 import { buildApp } from '../../src/server/app.js'
@@ -52,6 +52,8 @@ export interface AwsAppOptions {
   provider?: Partial<AwsProviderOptions>
   secretsTtlSeconds?: number
   parametersTtlSeconds?: number
+  /** Overrides of the cache's options (bounds, max stale, backoff, clock). */
+  cache?: Partial<SecretCacheOptions>
 }
 
 export interface AwsApp {
@@ -79,7 +81,8 @@ export async function openAwsApp (options: AwsAppOptions = {}): Promise<AwsApp> 
     maxStaleMs: 86_400_000,
     staleIfError: true,
     now: clock.now,
-    random: () => 0.5
+    random: () => 0.5,
+    ...options.cache
   })
   const token = `test-token-${randomBytes(16).toString('hex')}`
   const app = buildApp({
