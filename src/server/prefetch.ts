@@ -54,12 +54,14 @@ export async function prefetch (reads: Reads, list: PrefetchList, options: Prefe
           options.logger.debug({ kind: item.kind, index, id: idOf(list, index) }, 'prefetch failure id')
           return 'failed' as const
         }
-        const delay = Math.min(cap, base * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2)
-        if (Date.now() + delay >= deadline || options.signal?.aborted === true) {
+        const remaining = deadline - Date.now()
+        if (remaining <= 0 || options.signal?.aborted === true) {
           options.logger.warn({ kind: item.kind, index, code: error.code }, 'prefetch still failing at prefetch_timeout_seconds; turning ready without it')
           return 'timedOut' as const
         }
-        await sleep(delay, options.signal)
+        // The last retry lands on the deadline rather than past it.
+        const delay = Math.min(cap, base * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2)
+        await sleep(Math.min(delay, remaining), options.signal)
       }
     }
   }))
