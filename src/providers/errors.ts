@@ -96,7 +96,7 @@ export class UpstreamTimeoutError extends ProviderError {
   override readonly name = 'UpstreamTimeoutError'
   readonly transient = true
   constructor (message = 'The upstream service did not answer in time.', options?: ProviderErrorOptions) {
-    super(message, 'RequestTimeoutException', options)
+    super(message, 'UpstreamTimeoutException', options)
   }
 }
 

@@ -123,9 +123,9 @@ describe('aws provider over HTTP: AWS errors become the statuses of DESIGN §2',
     h.fake.inject({ kind: 'latency', ms: TIMEOUT_MS + 500 }, { times: 1 })
     const slow = errorOf(await get('/systemsmanager/parameters/get?name=/app/level'), 504)
 
-    assert.equal(hung.__type, 'RequestTimeoutException')
+    assert.equal(hung.__type, 'UpstreamTimeoutException')
     assert.ok(elapsed >= TIMEOUT_MS - 20 && elapsed < TIMEOUT_MS + 1000, `answered after ${elapsed} ms`)
-    assert.equal(slow.__type, 'RequestTimeoutException')
+    assert.equal(slow.__type, 'UpstreamTimeoutException')
   })
 
   it('answers 400 for what AWS refuses as invalid', async () => {
