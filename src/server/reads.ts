@@ -1,6 +1,6 @@
 import type { CacheResult, SecretCache } from '../cache/secret-cache.js'
 import { cacheKey } from '../cache/secret-cache.js'
-import type { BatchSecretError, GetSecretInput, Parameter, Provider, SecretValue } from '../providers/types.js'
+import type { BatchSecretError, GetSecretInput, Provider, SecretValue } from '../providers/types.js'
 import { parameterBody, parametersBody, secretBody } from './schemas.js'
 
 export interface ReadTtls {
@@ -14,6 +14,10 @@ export const PATH_LIMIT = 10_000
 /**
  * Reads through the cache: each method names its cache key, and what to ask the provider on a
  * miss. Response bytes are built here, once per fetched value, so a hit serialises nothing.
+ *
+ * The cache keeps only those bytes, not the value they were built from: holding both would
+ * double the memory of every entry, and the value is needed only by `field=` and batch-get hits,
+ * which read it back from the bytes (`secretFromBody`).
  */
 export class Reads {
   constructor (
@@ -22,28 +26,28 @@ export class Reads {
     private readonly ttls: ReadTtls
   ) {}
 
-  async secret (input: GetSecretInput, refreshNow = false): Promise<CacheResult<SecretValue>> {
+  async secret (input: GetSecretInput, refreshNow = false): Promise<CacheResult<null>> {
     const key = cacheKey('secret', input.secretId, input)
     return this.cache.get(key, async (signal) => {
       const value = await this.provider.getSecret(input, { signal })
-      return { body: secretBody(value), value }
+      return { body: secretBody(value), value: null }
     }, { ttlMs: this.ttls.secretsMs, refreshNow })
   }
 
-  async parameter (name: string, withDecryption: boolean, refreshNow = false): Promise<CacheResult<Parameter>> {
+  async parameter (name: string, withDecryption: boolean, refreshNow = false): Promise<CacheResult<null>> {
     const key = cacheKey('parameter', name, { withDecryption })
     return this.cache.get(key, async (signal) => {
       const value = await this.provider.getParameter({ name, withDecryption }, { signal })
-      return { body: parameterBody(value), value }
+      return { body: parameterBody(value), value: null }
     }, { ttlMs: this.ttls.parametersMs, refreshNow })
   }
 
   /** `keep` filters the names (the allow-list): the cached answer holds only what it keeps. */
-  async parametersByPath (path: string, recursive: boolean, withDecryption: boolean, refreshNow = false, keep: (name: string) => boolean = () => true): Promise<CacheResult<Parameter[]>> {
+  async parametersByPath (path: string, recursive: boolean, withDecryption: boolean, refreshNow = false, keep: (name: string) => boolean = () => true): Promise<CacheResult<null>> {
     const key = cacheKey('path', path, { withDecryption, recursive })
     return this.cache.get(key, async (signal) => {
       const value = (await this.provider.getParametersByPath({ path, recursive, withDecryption, limit: PATH_LIMIT }, { signal })).filter((p) => keep(p.name))
-      return { body: parametersBody(value), value }
+      return { body: parametersBody(value), value: null }
     }, { ttlMs: this.ttls.parametersMs, refreshNow })
   }
 
@@ -55,9 +59,9 @@ export class Reads {
     const found = new Map<string, SecretValue>()
     const missing: string[] = []
     for (const id of new Set(secretIds)) {
-      const hit = refreshNow ? undefined : this.cache.peek<SecretValue>(cacheKey('secret', id))
+      const hit = refreshNow ? undefined : this.cache.peek<null>(cacheKey('secret', id))
       if (hit === undefined) missing.push(id)
-      else found.set(id, hit.entry.value)
+      else found.set(id, secretFromBody(hit.entry.body))
     }
     let errors: BatchSecretError[] = []
     if (missing.length > 0) {
@@ -67,7 +71,7 @@ export class Reads {
         const value = result.values.find((v) => answersTo(v, id))
         if (value === undefined) continue
         found.set(id, value)
-        this.cache.set(cacheKey('secret', id), { body: secretBody(value), value }, this.ttls.secretsMs)
+        this.cache.set(cacheKey('secret', id), { body: secretBody(value), value: null }, this.ttls.secretsMs)
       }
     }
     const values = [...new Set(secretIds)].map((id) => found.get(id)).filter((v): v is SecretValue => v !== undefined)
@@ -76,6 +80,21 @@ export class Reads {
 
   clear (): void {
     this.cache.clear()
+  }
+}
+
+/** The secret a stored GetSecretValue body was built from. */
+export function secretFromBody (body: Buffer): SecretValue {
+  const b = JSON.parse(body.toString('utf8')) as {
+    ARN: string, Name: string, VersionId: string, SecretString: string | null, SecretBinary: string | null, VersionStages: string[], CreatedDate: string
+  }
+  return {
+    arn: b.ARN,
+    name: b.Name,
+    versionId: b.VersionId,
+    ...(b.SecretBinary !== null ? { secretBinary: Buffer.from(b.SecretBinary, 'base64') } : { secretString: b.SecretString ?? '' }),
+    versionStages: b.VersionStages,
+    createdDate: new Date(b.CreatedDate)
   }
 }
 

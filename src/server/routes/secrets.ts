@@ -1,9 +1,8 @@
 import type { FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify'
 import type { AllowList } from '../allow.js'
 import type { CacheResult } from '../../cache/secret-cache.js'
-import type { SecretValue } from '../../providers/types.js'
 import { Errors } from '../errors.js'
-import type { Reads } from '../reads.js'
+import { secretFromBody, type Reads } from '../reads.js'
 import { batchGetSchema, batchBody, booleanFlag, errorResponses, getSecretValueSchema } from '../schemas.js'
 import { JSON_TYPE } from '../limits.js'
 import { checkId, flag, idSchema, sendCached } from './common.js'
@@ -88,8 +87,8 @@ export const secretRoutes: FastifyPluginCallback<{ reads: Reads, pathPrefix: str
 }
 
 /** `field=NAME`: one top-level field of a JSON SecretString, as text (for shell scripts). */
-function sendField (reply: FastifyReply, result: CacheResult<SecretValue>, field: string): FastifyReply {
-  const secret = result.entry.value
+function sendField (reply: FastifyReply, result: CacheResult<null>, field: string): FastifyReply {
+  const secret = secretFromBody(result.entry.body)
   if (secret.secretString === undefined) throw new Errors.Validation('field= needs a string secret; this one is binary.')
   let parsed: unknown
   try {
