@@ -5,10 +5,10 @@ import type { FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import { SecretCache } from './cache/secret-cache.js'
 import { ConfigError, type AgentConfig } from './config/index.js'
-import { Envelope, envelopeSettings } from './envelope/index.js'
 import { pathExists, writeFileAtomic } from './providers/local/atomic.js'
 import { defaultStoreText } from './providers/local/default-store.js'
 import { LocalProvider } from './providers/local/provider.js'
+import type { Envelope } from './envelope/envelope.js'
 import type { Provider } from './providers/types.js'
 import { Metrics, instrumentProvider, startMetricsServer, type MetricsServer } from './metrics.js'
 import { AllowList } from './server/allow.js'
@@ -101,7 +101,11 @@ export async function startAgent (options: AgentOptions): Promise<RunningAgent> 
 
   const readiness = new AgentReadiness()
   const allow = new AllowList(config.allow)
-  const envelope = new Envelope({ provider, ...envelopeSettings(config.kms), allowKey: (id) => allow.kmsKey(id) })
+  // The Encryption SDK loads on the first /envelope request: it is a quarter of a second of start-up.
+  const envelope = async (): Promise<Envelope> => {
+    const { Envelope, envelopeSettings } = await import('./envelope/index.js')
+    return new Envelope({ provider, ...envelopeSettings(config.kms), allowKey: (id) => allow.kmsKey(id) })
+  }
   const app = buildApp({
     provider,
     cache,

@@ -133,8 +133,8 @@ export async function main (argv: string[], env: NodeJS.ProcessEnv = process.env
 
 async function run (command: string, loaded: LoadedConfig, env: NodeJS.ProcessEnv): Promise<number> {
   const config = loaded.config
-  const [{ startAgent }, { createLogger }, { loadDevToken, loadToken }] = await Promise.all([import('./agent.js'), import('./logger.js'), import('./token.js')])
-  const logger = createLogger({ level: config.logLevel, pretty: command === 'dev' })
+  const [{ startAgent }, { createLogger, prettyStream }, { loadDevToken, loadToken }] = await Promise.all([import('./agent.js'), import('./logger.js'), import('./token.js')])
+  const logger = createLogger({ level: config.logLevel, ...(command === 'dev' ? { pretty: await prettyStream() } : {}) })
   for (const warning of loaded.warnings) logger.warn(warning)
 
   let token: Token

@@ -1,5 +1,6 @@
 import { KeyringNode, type EncryptedDataKey } from '@aws-crypto/client-node'
-import { AccessDeniedError, isProviderError, type ProviderError } from '../providers/errors.js'
+import { isProviderError, type ProviderError } from '../providers/errors.js'
+import { KeyNotAllowedError } from './errors.js'
 
 type EncryptionMaterial = Parameters<KeyringNode['_onEncrypt']>[0]
 type DecryptionMaterial = Parameters<KeyringNode['_onDecrypt']>[0]
@@ -35,15 +36,7 @@ export function keyIdsOf (edks: readonly EncryptedDataKey[]): string[] {
   return ids
 }
 
-/** The allow-list refused every key that could have opened the message (or the key asked for). */
-export class KeyNotAllowedError extends AccessDeniedError {
-  /** The refused key ids, for the warning the server logs. */
-  readonly keyIds: readonly string[]
-  constructor (keyIds: readonly string[]) {
-    super('The KMS key may not be used through this agent (allow-list).', { code: 'AccessDeniedException' })
-    this.keyIds = keyIds
-  }
-}
+export { KeyNotAllowedError }
 
 export interface MessageKeyringOptions {
   /** The provider's keyring for a key the message names. */

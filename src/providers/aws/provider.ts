@@ -15,7 +15,6 @@ import {
 import { checkCredentials } from './credentials-check.js'
 import { readCaBundle } from './http-handler.js'
 import { sdkLogger } from './sdk-logger.js'
-import { kmsEnvelopeKeyring } from './keyring.js'
 import { KmsOperations } from './kms.js'
 import type { AwsProviderOptions } from './options.js'
 import { SecretsManagerReader } from './secrets-manager.js'
@@ -99,6 +98,8 @@ export class AwsProvider implements Provider {
    * exists or is enabled is only learnt when the keyring first calls KMS.
    */
   async envelopeKeyring (keyId: string): Promise<KeyringNode> {
+    // The Encryption SDK is loaded when first needed, not at start.
+    const { kmsEnvelopeKeyring } = await import('./keyring.js')
     return kmsEnvelopeKeyring(this.#kmsOperations, keyId)
   }
 

@@ -9,7 +9,6 @@ import type {
   GenerateDataKeyInput, GenerateDataKeyResult, GetParameterInput, GetParametersByPathInput,
   GetSecretInput, Parameter, Provider, SecretValue
 } from '../types.js'
-import { localEnvelopeKeyring } from './envelope-keyring.js'
 import { LocalKms } from './kms.js'
 import { parseStore, StoreFormatError, type StoreModel, type StoredParameter, type StoredSecret } from './store.js'
 
@@ -117,7 +116,11 @@ export class LocalProvider implements Provider {
   async decrypt (input: DecryptInput): Promise<DecryptResult> { return this.kms.decrypt(input) }
   async generateDataKey (input: GenerateDataKeyInput): Promise<GenerateDataKeyResult> { return this.kms.generateDataKey(input) }
   /** A raw AES keyring over the key's material (see envelope-keyring.ts). */
-  async envelopeKeyring (keyId: string): Promise<KeyringNode> { return localEnvelopeKeyring(this.kms, keyId) }
+  async envelopeKeyring (keyId: string): Promise<KeyringNode> {
+    // The Encryption SDK is loaded when first needed, not at start.
+    const { localEnvelopeKeyring } = await import('./envelope-keyring.js')
+    return localEnvelopeKeyring(this.kms, keyId)
+  }
 
   async checkReady (_options?: CallOptions): Promise<void> {
     // The store was read when the provider opened; a broken edit keeps the last good one.

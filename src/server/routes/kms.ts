@@ -1,5 +1,6 @@
 import type { FastifyPluginCallback, FastifyRequest } from 'fastify'
-import { Envelope, KeyNotAllowedError } from '../../envelope/index.js'
+import type { Envelope } from '../../envelope/envelope.js'
+import { KeyNotAllowedError } from '../../envelope/errors.js'
 import type { EncryptionContext, Provider } from '../../providers/types.js'
 import { AllowList } from '../allow.js'
 import { Errors } from '../errors.js'
@@ -18,7 +19,11 @@ export interface KmsRoutesOptions {
   /** The `[allow] kms_keys` patterns; every key when absent. */
   allow?: AllowList | undefined
   /** Envelope encryption; by default one over `provider` with the settings' defaults. */
-  envelope?: Envelope | undefined
+  /**
+   * The envelope encryption, or a function making it: the Encryption SDK is large, so the agent
+   * loads it on the first /envelope request rather than at start. Over `provider` when absent.
+   */
+  envelope?: Envelope | (() => Promise<Envelope>) | undefined
   /** Body limit of `/envelope/*` in bytes; default 1 MiB. */
   envelopeMaxBodyBytes?: number | undefined
 }
@@ -56,7 +61,16 @@ interface EnvelopeDecryptBody { Ciphertext: string, EncryptionContext?: Encrypti
 export const kmsRoutes: FastifyPluginCallback<KmsRoutesOptions> = (app, options, done) => {
   const { provider } = options
   const allow = options.allow ?? new AllowList()
-  const envelope = options.envelope ?? new Envelope({ provider, allowKey: (id) => allow.kmsKey(id) })
+  let envelopeReady: Promise<Envelope> | undefined
+  const envelope = async (): Promise<Envelope> => {
+    const given = options.envelope
+    envelopeReady ??= typeof given === 'function'
+      ? given()
+      : given !== undefined
+        ? Promise.resolve(given)
+        : import('../../envelope/envelope.js').then(({ Envelope }) => new Envelope({ provider, allowKey: (id) => allow.kmsKey(id) }))
+    return envelopeReady
+  }
   const envelopeBodyLimit = options.envelopeMaxBodyBytes ?? ENVELOPE_BODY_LIMIT
   if (!Number.isInteger(envelopeBodyLimit) || envelopeBodyLimit < 1) {
     done(new TypeError('kmsRoutes: envelopeMaxBodyBytes must be a positive whole number of bytes.'))
@@ -188,7 +202,7 @@ export const kmsRoutes: FastifyPluginCallback<KmsRoutesOptions> = (app, options,
     if (KeyId !== undefined) checkId(KeyId, 'KeyId')
     const plaintext = decodeBase64(request.body.Plaintext, 'Plaintext')
     try {
-      const result = await refusals(request, envelope.encrypt({
+      const result = await refusals(request, (await envelope()).encrypt({
         plaintext,
         ...(KeyId === undefined ? {} : { keyId: KeyId }),
         ...(EncryptionContext === undefined ? {} : { encryptionContext: EncryptionContext })
@@ -220,7 +234,7 @@ export const kmsRoutes: FastifyPluginCallback<KmsRoutesOptions> = (app, options,
   }, async (request, reply) => {
     const { EncryptionContext } = request.body
     const ciphertext = decodeBase64(request.body.Ciphertext, 'Ciphertext')
-    const result = await refusals(request, envelope.decrypt({
+    const result = await refusals(request, (await envelope()).decrypt({
       ciphertext,
       ...(EncryptionContext === undefined ? {} : { encryptionContext: EncryptionContext })
     }))
