@@ -155,6 +155,15 @@ async function run (command: string, loaded: LoadedConfig, env: NodeJS.ProcessEn
   return waitForSignal(agent, config, logger)
 }
 
+/** Writes out the log lines still buffered (they go out in 4 KiB writes), then calls `then`. */
+function flushThen (logger: Logger, then: () => void): void {
+  try {
+    logger.flush(() => then())
+  } catch {
+    then()
+  }
+}
+
 function waitForSignal (agent: RunningAgent, config: AgentConfig, logger: Logger): Promise<number> {
   return new Promise((resolve) => {
     let stopping = false
@@ -172,8 +181,8 @@ function waitForSignal (agent: RunningAgent, config: AgentConfig, logger: Logger
       }, config.shutdownTimeoutSeconds * 1000)
       deadline.unref()
       agent.close().then(
-        () => { clearTimeout(deadline); logger.info('stopped'); resolve(EXIT.ok) },
-        (error: unknown) => { clearTimeout(deadline); logger.error({ err: { message: (error as Error).message } }, 'error while stopping'); resolve(EXIT.ok) }
+        () => { clearTimeout(deadline); logger.info('stopped'); flushThen(logger, () => resolve(EXIT.ok)) },
+        (error: unknown) => { clearTimeout(deadline); logger.error({ err: { message: (error as Error).message } }, 'error while stopping'); flushThen(logger, () => resolve(EXIT.ok)) }
       )
     }
     process.once('SIGTERM', stop)
