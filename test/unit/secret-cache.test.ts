@@ -280,6 +280,28 @@ describe('SecretCache', () => {
   })
 })
 
+describe('SecretCache, when a loader fails unexpectedly', () => {
+  it('never lets an error in a background refresh escape as an unhandled rejection', async () => {
+    const unhandled: unknown[] = []
+    const onUnhandled = (reason: unknown): void => { unhandled.push(reason) }
+    process.on('unhandledRejection', onUnhandled)
+    try {
+      const { clock, cache, upstream } = setup()
+      await cache.get('k', upstream.load, { ttlMs: TTL })
+      upstream.failure = new TypeError('a bug in a loader')
+      await clock.advance(TTL * 0.95)
+      assert.equal((await cache.get('k', upstream.load, { ttlMs: TTL })).outcome, 'HIT')
+      await settle()
+      // The bug is not a reason to keep serving: the entry is gone, and the next read says so.
+      await assert.rejects(cache.get('k', upstream.load, { ttlMs: TTL }), TypeError)
+      await settle()
+      assert.deepEqual(unhandled, [])
+    } finally {
+      process.off('unhandledRejection', onUnhandled)
+    }
+  })
+})
+
 describe('cacheKey', () => {
   it('treats an omitted stage without a version id as AWSCURRENT', () => {
     assert.equal(cacheKey('secret', 'a'), cacheKey('secret', 'a', { versionStage: 'AWSCURRENT' }))
