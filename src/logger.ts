@@ -37,7 +37,9 @@ export function createLogger (options: LoggerOptions): Logger {
   if (options.destination !== undefined) return pino(base, options.destination)
   // Lines are gathered into writes of 4 KiB (one write per access-log line would cost more than
   // the request itself), and flushed at least every 200 ms so a quiet agent's lines still show.
-  const destination = pino.destination({ dest: 1, sync: false, minLength: 4096 })
+  // When stdout stalls (a log shipper that stopped reading), lines past 16 MiB of backlog are
+  // dropped rather than held: the agent's memory stays bounded.
+  const destination = pino.destination({ dest: 1, sync: false, minLength: 4096, maxLength: 16 * 1024 * 1024 })
   setInterval(() => { try { destination.flush() } catch { /* not open yet, or closed */ } }, 200).unref()
   return pino(base, destination)
 }
