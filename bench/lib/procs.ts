@@ -1,0 +1,126 @@
+/**
+ * Child processes for the benchmarks: every one is tracked and killed when the bench exits,
+ * however it exits (normal end, error, Ctrl-C, SIGTERM). Servers and load generators are pinned
+ * to different cores with `taskset` where the machine has more than one.
+ */
+import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { availableParallelism } from 'node:os'
+
+const children = new Set<ChildProcess>()
+const cleanups = new Set<() => void>()
+let hooked = false
+
+function killAll (signal: NodeJS.Signals): void {
+  for (const child of children) {
+    if (child.exitCode === null && child.signalCode === null) child.kill(signal)
+  }
+}
+
+/** Installs the exit hooks once: SIGINT/SIGTERM kill every child, then exit 130/143. */
+function hookExit (): void {
+  if (hooked) return
+  hooked = true
+  process.on('exit', () => {
+    killAll('SIGKILL')
+    for (const cleanup of cleanups) {
+      try { cleanup() } catch { /* best effort on the way out */ }
+    }
+  })
+  for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+    process.on(signal, () => {
+      process.stderr.write(`\nbench: ${signal}, stopping ${children.size} child process(es)\n`)
+      killAll('SIGKILL')
+      process.exit(code)
+    })
+  }
+}
+
+/** Runs `cleanup` (synchronous: temp directories) when this process exits, however it exits. */
+export function onExit (cleanup: () => void): void {
+  hookExit()
+  cleanups.add(cleanup)
+}
+
+/** Spawns a tracked child: it is killed when this process ends. */
+export function spawnTracked (command: string, args: readonly string[], options: SpawnOptions = {}): ChildProcess {
+  hookExit()
+  const child = spawn(command, args, options)
+  children.add(child)
+  child.once('exit', () => { children.delete(child) })
+  return child
+}
+
+/** Stops a child: SIGTERM, then SIGKILL after `graceMs`. Resolves once it has exited. */
+export async function stopChild (child: ChildProcess, graceMs = 3000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+  child.kill('SIGTERM')
+  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs)
+  await exited
+  clearTimeout(timer)
+}
+
+/** Runs a child to completion, collecting stdout and stderr; kills it after `timeoutMs`. */
+export async function runChild (command: string, args: readonly string[], options: SpawnOptions & { timeoutMs: number }): Promise<{ code: number | null, stdout: string, stderr: string }> {
+  const child = spawnTracked(command, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] })
+  let stdout = ''
+  let stderr = ''
+  child.stdout?.on('data', (chunk: Buffer) => { stdout += chunk.toString('utf8') })
+  child.stderr?.on('data', (chunk: Buffer) => { stderr += chunk.toString('utf8') })
+  const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs)
+  const code = await new Promise<number | null>((resolve) => child.once('close', (c) => resolve(c)))
+  clearTimeout(timer)
+  return { code, stdout, stderr }
+}
+
+const hasTaskset = spawnSync('taskset', ['--version'], { stdio: 'ignore' }).status === 0
+export const CPUS = availableParallelism()
+/** Pinning is done when taskset exists and there are at least two cores to split. */
+export const PINNING = hasTaskset && CPUS >= 2
+/** Cores: servers on the last, load generators on the first. */
+export const SERVER_CPU = CPUS - 1
+export const LOADGEN_CPU = 0
+
+/** `argv` prefixed with `taskset -c CPU` when pinning is possible. taskset execs: the pid is the command's. */
+export function pinned (cpu: number, argv: readonly string[]): [string, string[]] {
+  const [command, ...rest] = argv
+  if (command === undefined) throw new Error('pinned: empty argv')
+  return PINNING ? ['taskset', ['-c', String(cpu), command, ...rest]] : [command, rest]
+}
+
+/** A port free on 127.0.0.1 right now. */
+export async function freePort (): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => resolve())
+  })
+  const address = server.address()
+  const port = typeof address === 'object' && address !== null ? address.port : 0
+  await new Promise<void>((resolve) => server.close(() => resolve()))
+  return port
+}
+
+/** Resident set size of a process in bytes (VmRSS), or null when it is gone. */
+export function rssBytes (pid: number): number | null {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+    const match = /^VmRSS:\s+(\d+)\s+kB/m.exec(status)
+    return match?.[1] === undefined ? null : Number(match[1]) * 1024
+  } catch {
+    return null
+  }
+}
+
+export const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
+
+/**
+ * Pins this process (all its threads) to `cpu`, so the bench's own client work and the fake AWS
+ * server it hosts stay off the server's core. Children inherit it; servers are re-pinned by taskset.
+ */
+export function pinSelf (cpu: number): void {
+  if (!PINNING) return
+  spawnSync('taskset', ['-a', '-cp', String(cpu), String(process.pid)], { stdio: 'ignore' })
+}
