@@ -107,6 +107,9 @@ export function buildApp (options: AppOptions): FastifyInstance {
   app.addHook('onRequest', limitConnections(app, options.maxConnections ?? 800))
   app.addHook('onRequest', checkRequestSize)
   const metrics = options.metrics
+  // The access log's fields are ours and hold nothing secret (route pattern, status, latency,
+  // cache outcome), so its lines skip the redaction pass, which would double their cost.
+  const accessLog = options.logger.child({}, { redact: [] })
   app.addHook('onRequest', tokenCheck(options.token, options.tokenHeaders, () => metrics?.authFailures.inc()))
   app.addHook('onResponse', (request, reply, done) => {
     // Route patterns, never URLs: a URL holds the id.
@@ -119,7 +122,7 @@ export function buildApp (options: AppOptions): FastifyInstance {
       metrics.httpDuration.observe({ route, status: statusLabel }, ms / 1000)
     }
     // The access log: route, status, latency, cache outcome.
-    request.log.info({ method: request.method, route, status, ms: Math.round(ms * 100) / 100, cache: reply.getHeader('x-cache') }, 'request')
+    accessLog.info({ method: request.method, route, status, ms: Math.round(ms * 100) / 100, cache: reply.getHeader('x-cache') }, 'request')
     done()
   })
 
