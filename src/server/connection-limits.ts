@@ -46,14 +46,12 @@ export function checkRequestSize (request: FastifyRequest, _reply: FastifyReply,
  */
 export function clientErrorHandler (error: Error & { code?: string }, socket: Socket): void {
   if (error.code === 'ECONNRESET' || socket.destroyed) return
-  let status = 400
-  let type = 'ValidationException'
-  let message = 'The request is not valid HTTP.'
-  if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
-    status = 408; type = 'RequestTimeoutException'; message = 'The request was not received in time.'
-  } else if (error.code === 'HPE_HEADER_OVERFLOW') {
-    status = 431; type = 'RequestHeaderFieldsTooLargeException'; message = 'The request line and headers are over the limit.'
-  }
+  const answer = error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+    ? new Errors.RequestTimeout()
+    : error.code === 'HPE_HEADER_OVERFLOW'
+      ? new Errors.HeadersTooLarge(MAX_HEADER_BYTES)
+      : new Errors.Validation('The request is not valid HTTP.')
+  const { statusCode: status, code: type, message } = answer
   // Write an answer only on a connection that has had none: after a response (one that said
   // `Connection: close`, or an earlier one on a kept-alive connection) more bytes would corrupt
   // what the client reads. Node's own handler holds back for the same reason.

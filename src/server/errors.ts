@@ -47,7 +47,7 @@ export const Errors = {
   RouteNotFound: createError('UnknownRouteException', 'No such route.', 404),
   MethodNotAllowed: createError('MethodNotAllowedException', 'Method %s is not allowed here.', 405),
   RequestTimeout: createError('RequestTimeoutException', 'The request was not received in time.', 408),
-  PayloadTooLarge: createError('PayloadTooLargeException', 'The request body is over the limit of %d bytes.', 413),
+  PayloadTooLarge: createError('PayloadTooLargeException', 'The request body is over the limit.', 413),
   UriTooLong: createError('UriTooLongException', 'The request URL is over the limit of %d bytes.', 414),
   UnsupportedMediaType: createError('UnsupportedMediaTypeException', 'The request body must be JSON (Content-Type: application/json).', 415),
   HeadersTooLarge: createError('RequestHeaderFieldsTooLargeException', 'The request headers are over the limit of %d bytes.', 431),
@@ -90,29 +90,29 @@ export function toErrorAnswer (error: unknown): ErrorAnswer {
       ...(error instanceof ThrottledError ? { retryAfterSeconds: error.retryAfterSeconds } : {})
     }
   }
+  if (error instanceof ApiError) return answerOf(error)
   const e = error as Partial<FastifyError> & { validation?: Array<{ instancePath?: string, message?: string, params?: Record<string, unknown> }>, validationContext?: string }
-  if (error instanceof ApiError) return { statusCode: error.statusCode, type: error.code, message: error.message }
-  if (Array.isArray(e.validation)) {
-    return { statusCode: 400, type: 'ValidationException', message: describeValidation(e.validation, e.validationContext) }
-  }
+  if (Array.isArray(e.validation)) return answerOf(new Errors.Validation(describeValidation(e.validation, e.validationContext)))
   switch (e.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return { statusCode: 413, type: 'PayloadTooLargeException', message: 'The request body is over the limit.' }
+      return answerOf(new Errors.PayloadTooLarge())
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
-      return { statusCode: 415, type: 'UnsupportedMediaTypeException', message: 'The request body must be JSON (Content-Type: application/json).' }
+      return answerOf(new Errors.UnsupportedMediaType())
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
-      return { statusCode: 400, type: 'ValidationException', message: 'The request body is not valid JSON.' }
+      return answerOf(new Errors.Validation('The request body is not valid JSON.'))
   }
-  if (e.name === 'SyntaxError' && e.statusCode === 400) {
-    return { statusCode: 400, type: 'ValidationException', message: 'The request body is not valid JSON.' }
-  }
+  if (e.name === 'SyntaxError' && e.statusCode === 400) return answerOf(new Errors.Validation('The request body is not valid JSON.'))
   if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
     // A client error fastify raised that we have no code for: keep the status, not its text.
     return { statusCode: e.statusCode, type: 'ValidationException', message: 'The request is not valid.' }
   }
-  return { statusCode: 500, type: 'InternalFailure', message: 'The agent failed to handle the request.' }
+  return answerOf(new Errors.Internal())
+}
+
+function answerOf (error: ApiError): ErrorAnswer {
+  return { statusCode: error.statusCode, type: error.code, message: error.message }
 }
 
 function describeValidation (errors: Array<{ instancePath?: string, message?: string, keyword?: string, params?: Record<string, unknown> }>, context = 'request'): string {
