@@ -3,11 +3,13 @@ import { request } from 'node:http'
 import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { describe, it, type TestContext } from 'node:test'
+import { describe, it } from 'node:test'
 import type { AddressInfo } from 'node:net'
 import { pino } from 'pino'
 import { loadToken } from '../../src/token.js'
-import { FIXTURE, SECRET_VALUES, openLocalApp, until, type LocalApp, type LocalAppOptions } from '../support/local-app.js'
+import {
+  openForTest as open, FIXTURE, SECRET_VALUES, until, type LocalApp
+} from '../support/local-app.js'
 
 const db = FIXTURE.jsonSecret
 
@@ -29,12 +31,6 @@ const PROTECTED: Array<{ method: Method, url: string }> = [
   { method: 'GET', url: '/no/such/route' },
   { method: 'GET', url: '/' }
 ]
-
-async function open (t: TestContext, options: LocalAppOptions = {}): Promise<LocalApp> {
-  const h = await openLocalApp(options)
-  t.after(() => h.close())
-  return h
-}
 
 /** Fills the cache with every value, so a refused request could only leak it by a bug. */
 async function warm (h: LocalApp): Promise<void> {

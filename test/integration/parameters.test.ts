@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
-import { describe, it, type TestContext } from 'node:test'
+import { describe, it } from 'node:test'
 import {
-  FIXTURE, json, lambdaExtensionResponses, openLocalApp, shapeOf, type LocalApp, type LocalAppOptions
+  openForTest as open, getWithToken as get, FIXTURE, json, lambdaExtensionResponses, shapeOf
 } from '../support/local-app.js'
 
 const JSON_TYPE = 'application/json; charset=utf-8'
@@ -11,16 +11,6 @@ const db = FIXTURE.jsonSecret
 const REFERENCE = `/aws/reference/secretsmanager/${db.name}`
 
 type ParameterBody = Record<string, unknown>
-
-async function open (t: TestContext, options: LocalAppOptions = {}): Promise<LocalApp> {
-  const h = await openLocalApp(options)
-  t.after(() => h.close())
-  return h
-}
-
-async function get (h: LocalApp, url: string): Promise<Awaited<ReturnType<LocalApp['app']['inject']>>> {
-  return h.app.inject({ method: 'GET', url, headers: h.auth })
-}
 
 function parameterOf (response: { body: string }): ParameterBody {
   return json(response).Parameter as ParameterBody

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict'
 import { rm, writeFile } from 'node:fs/promises'
 import { describe, it, type TestContext } from 'node:test'
-import { json, openLocalApp, until, type LocalApp, type LocalAppOptions } from '../support/local-app.js'
+import {
+  getWithToken as get, openForTest, json, until, type LocalApp, type LocalAppOptions
+} from '../support/local-app.js'
 
 const SECRET = 'app/api-key'
 const PARAMETER = '/app/flag'
@@ -18,13 +20,7 @@ parameters:
 }
 
 async function open (t: TestContext, options: LocalAppOptions = {}): Promise<LocalApp> {
-  const h = await openLocalApp({ secretsTtlSeconds: 300, parametersTtlSeconds: 300, storeText: storeWith('first-value-Ab1'), ...options })
-  t.after(() => h.close())
-  return h
-}
-
-async function get (h: LocalApp, url: string): Promise<Awaited<ReturnType<LocalApp['app']['inject']>>> {
-  return h.app.inject({ method: 'GET', url, headers: h.auth })
+  return openForTest(t, { secretsTtlSeconds: 300, parametersTtlSeconds: 300, storeText: storeWith('first-value-Ab1'), ...options })
 }
 
 async function secretValue (h: LocalApp): Promise<{ status: number, value: unknown, cache: unknown }> {

@@ -1,22 +1,11 @@
 import assert from 'node:assert/strict'
-import { describe, it, type TestContext } from 'node:test'
+import { describe, it } from 'node:test'
 import {
-  FIXTURE, SECRET_VALUES, fakeClock, json, lambdaExtensionResponses, openLocalApp, shapeOf,
-  type LocalApp, type LocalAppOptions
+  openForTest as open, getWithToken as get, FIXTURE, SECRET_VALUES, fakeClock, json, lambdaExtensionResponses, shapeOf, type LocalApp
 } from '../support/local-app.js'
 
 const JSON_TYPE = 'application/json; charset=utf-8'
 const db = FIXTURE.jsonSecret
-
-async function open (t: TestContext, options: LocalAppOptions = {}): Promise<LocalApp> {
-  const h = await openLocalApp(options)
-  t.after(() => h.close())
-  return h
-}
-
-async function get (h: LocalApp, url: string): Promise<Awaited<ReturnType<LocalApp['app']['inject']>>> {
-  return h.app.inject({ method: 'GET', url, headers: h.auth })
-}
 
 /** The ARN the agent gives a secret, read from its own answer. */
 async function arnOf (h: LocalApp, name: string): Promise<string> {

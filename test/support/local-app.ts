@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto'
 import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { basename, join } from 'node:path'
+import type { TestContext } from 'node:test'
 import type { FastifyInstance } from 'fastify'
 import { SecretCache } from '../../src/cache/secret-cache.js'
 import type { LogLevel } from '../../src/config/index.js'
@@ -256,4 +257,16 @@ export async function lambdaExtensionResponses (): Promise<Record<string, Record
 /** Each key's JSON type (`null` and `array` told apart): what clients that index keys rely on. */
 export function shapeOf (value: Record<string, unknown>): Record<string, string> {
   return Object.fromEntries(Object.entries(value).map(([key, v]) => [key, v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v]))
+}
+
+/** `openLocalApp`, closed when the test `t` ends. */
+export async function openForTest (t: TestContext, options: LocalAppOptions = {}): Promise<LocalApp> {
+  const h = await openLocalApp(options)
+  t.after(() => h.close())
+  return h
+}
+
+/** A GET carrying the valid token. */
+export async function getWithToken (h: LocalApp, url: string): Promise<Awaited<ReturnType<LocalApp['app']['inject']>>> {
+  return h.app.inject({ method: 'GET', url, headers: h.auth })
 }
