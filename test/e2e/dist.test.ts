@@ -1,0 +1,52 @@
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { after, before, describe, it } from 'node:test'
+
+/**
+ * What ships is dist/ (the bin, the container's entrypoint), not src/: the other e2e tests run
+ * src/ through tsx, so this one runs the build (`npm test` builds first).
+ */
+const DIST_CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url))
+
+describe('the built dist/cli.js', () => {
+  let dir: string
+  before(async () => { dir = await mkdtemp(join(tmpdir(), 'sa-dist-')) })
+  after(async () => { await rm(dir, { recursive: true, force: true }) })
+
+  it('serves a secret from a local store, reports health, and stops with exit code 0 on SIGTERM', async () => {
+    const store = join(dir, 'store.yaml')
+    await writeFile(store, 'secrets:\n  built/secret: from-dist\n')
+    const child = spawn(process.execPath, [DIST_CLI, 'serve', '--provider', 'local', '--store', store, '--port', '0'], {
+      env: { PATH: process.env.PATH, HOME: dir, AWS_TOKEN: 'dist-token' },
+      stdio: ['ignore', 'pipe', 'pipe']
+    })
+    let out = ''
+    child.stdout.on('data', (chunk: Buffer) => { out += chunk.toString() })
+    child.stderr.on('data', (chunk: Buffer) => { out += chunk.toString() })
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+    try {
+      const deadline = Date.now() + 10_000
+      let port: string | undefined
+      while (port === undefined) {
+        assert.ok(Date.now() < deadline, `no port logged:\n${out}`)
+        port = /"port":(\d+)/.exec(out)?.[1]
+        await new Promise((resolve) => setTimeout(resolve, 20))
+      }
+      const answer = await fetch(`http://127.0.0.1:${port}/secretsmanager/get?secretId=built/secret`, { headers: { 'X-Aws-Parameters-Secrets-Token': 'dist-token' } })
+      assert.equal(answer.status, 200)
+      assert.equal(((await answer.json()) as { SecretString: string }).SecretString, 'from-dist')
+
+      const health = spawn(process.execPath, [DIST_CLI, 'health', '--port', port], { stdio: 'ignore' })
+      assert.equal(await new Promise((resolve) => health.once('exit', resolve)), 0)
+
+      child.kill('SIGTERM')
+      assert.equal(await exited, 0)
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL')
+    }
+  })
+})
