@@ -54,26 +54,40 @@ async function listen (server: Server): Promise<number> {
   return address.port
 }
 
-describe('AwsProvider: reaching AWS', () => {
-  let fake: FakeAws
+/** A fresh fake AWS server per test, and providers over it that are closed after each test. */
+function providersOverFakeAws (): { readonly fake: FakeAws, make: (overrides?: Partial<AwsProviderOptions>) => AwsProvider, closeAfter: (provider: AwsProvider) => void } {
+  let fake: FakeAws | undefined
   const providers: AwsProvider[] = []
-  const make = (overrides: Partial<AwsProviderOptions> = {}): AwsProvider => {
-    const provider = new AwsProvider(fakeAwsProviderOptions(fake, overrides))
-    providers.push(provider)
-    return provider
-  }
   beforeEach(async () => { fake = await FakeAws.start() })
   afterEach(async () => {
     for (const p of providers.splice(0)) await p.close()
-    await fake.close()
+    await fake?.close()
   })
+  const current = (): FakeAws => {
+    assert.ok(fake !== undefined, 'the fake AWS server starts in beforeEach')
+    return fake
+  }
+  return {
+    get fake () { return current() },
+    make: (overrides = {}) => {
+      const provider = new AwsProvider(fakeAwsProviderOptions(current(), overrides))
+      providers.push(provider)
+      return provider
+    },
+    closeAfter: (provider) => { providers.push(provider) }
+  }
+}
+
+describe('AwsProvider: reaching AWS', () => {
+  const aws = providersOverFakeAws()
+  const make = aws.make
 
   it('signs with the static credentials and adds secrets-agent/<version> to the user agent', async () => {
-    fake.putSecret({ name: 's', secretString: 'v' })
+    aws.fake.putSecret({ name: 's', secretString: 'v' })
 
     await make().getSecret({ secretId: 's' })
 
-    const [call] = fake.calls
+    const [call] = aws.fake.calls
     assert.equal(call?.accessKeyId, 'AKIDTEST')
     assert.ok(call?.userAgent?.includes(TEST_VERSION_SUFFIX), call?.userAgent)
   })
@@ -90,7 +104,7 @@ describe('AwsProvider: reaching AWS', () => {
     await rejection(provider.getSecret({ secretId: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:home-AbCdEf' }))
 
     // The two regions of the batch are asked at once: compare without order.
-    assert.deepEqual(fake.calls.map((c) => `${c.operation} ${c.region ?? ''}`).sort(), [
+    assert.deepEqual(aws.fake.calls.map((c) => `${c.operation} ${c.region ?? ''}`).sort(), [
       'BatchGetSecretValue eu-west-1',
       'BatchGetSecretValue us-east-1',
       'Encrypt ap-south-1',
@@ -102,13 +116,13 @@ describe('AwsProvider: reaching AWS', () => {
   })
 
   it('opens at most maxConnections sockets per service at once', async () => {
-    fake.putParameter({ name: '/p', value: 'v', type: 'String' })
-    fake.inject({ kind: 'latency', ms: 150 })
+    aws.fake.putParameter({ name: '/p', value: 'v', type: 'String' })
+    aws.fake.inject({ kind: 'latency', ms: 150 })
     const provider = make({ maxConnections: 2 })
 
     await Promise.all(Array.from({ length: 6 }, async () => provider.getParameter({ name: '/p', withDecryption: false })))
 
-    const arrivals = fake.calls.map((c) => c.at.getTime()).sort((a, b) => a - b)
+    const arrivals = aws.fake.calls.map((c) => c.at.getTime()).sort((a, b) => a - b)
     assert.equal(arrivals.length, 6)
     // Two at a time: the third waits for one of the first two answers.
     assert.ok((arrivals[2] ?? 0) - (arrivals[0] ?? 0) >= 120, `arrivals ${arrivals.map((t) => t - (arrivals[0] ?? 0)).join(', ')}`)
@@ -116,10 +130,10 @@ describe('AwsProvider: reaching AWS', () => {
   })
 
   it('times out per service, takes 0 as no timeout, and gives up when the caller aborts', async () => {
-    fake.putSecret({ name: 's', secretString: 'v' })
-    fake.putParameter({ name: '/p', value: 'v', type: 'String' })
+    aws.fake.putSecret({ name: 's', secretString: 'v' })
+    aws.fake.putParameter({ name: '/p', value: 'v', type: 'String' })
     const provider = make({ secretsManagerTimeoutMillis: 100, ssmParameterStoreTimeoutMillis: 0 })
-    fake.latencyMs = 300
+    aws.fake.latencyMs = 300
 
     const timedOut = await rejection(provider.getSecret({ secretId: 's' }))
     const untimed = await provider.getParameter({ name: '/p', withDecryption: false })
@@ -134,7 +148,7 @@ describe('AwsProvider: reaching AWS', () => {
   })
 
   it('goes through HTTP(S)_PROXY, and around it for hosts in NO_PROXY', async () => {
-    fake.putSecret({ name: 's', secretString: 'v' })
+    aws.fake.putSecret({ name: 's', secretString: 'v' })
     const tunnels: string[] = []
     const sockets = new Set<Socket>()
     const proxy = createServer((_req, res) => { res.writeHead(405).end() })
@@ -153,7 +167,7 @@ describe('AwsProvider: reaching AWS', () => {
       }
     })
     const proxyPort = await listen(proxy)
-    const fakePort = new URL(fake.url).port
+    const fakePort = new URL(aws.fake.url).port
 
     try {
       await withEnv({ http_proxy: `http://127.0.0.1:${proxyPort}`, HTTP_PROXY: undefined, no_proxy: undefined, NO_PROXY: undefined }, async () => {
@@ -167,7 +181,7 @@ describe('AwsProvider: reaching AWS', () => {
 
       assert.deepEqual(tunnels, [`127.0.0.1:${fakePort}`])
       assert.equal(viaProxy, 1)
-      assert.equal(fake.count('GetSecretValue'), 2)
+      assert.equal(aws.fake.count('GetSecretValue'), 2)
     } finally {
       for (const s of sockets) s.destroy()
       await new Promise<void>((resolve) => proxy.close(() => resolve()))
@@ -182,7 +196,7 @@ describe('AwsProvider: reaching AWS', () => {
       await writeFile(file, '[default]\naws_access_key_id = AKIDWRONG\naws_secret_access_key = nope\n\n[team]\naws_access_key_id = AKIDFILE\naws_secret_access_key = file-secret\n')
       checking.putSecret({ name: 's', secretString: 'from-file' })
       const provider = new AwsProvider(fakeAwsProviderOptions(checking, { credentials: undefined, credentialsFilePath: file, profile: 'team' }))
-      providers.push(provider)
+      aws.closeAfter(provider)
 
       const secret = await withEnv({ AWS_ACCESS_KEY_ID: 'AKIDENV', AWS_SECRET_ACCESS_KEY: 'env', AWS_PROFILE: undefined, AWS_CONFIG_FILE: join(dir, 'no-config') }, async () =>
         provider.getSecret({ secretId: 's' }))
@@ -258,49 +272,39 @@ describe('AwsProvider: AWS_CA_BUNDLE', () => {
 })
 
 describe('AwsProvider: readiness', () => {
-  let fake: FakeAws
-  const providers: AwsProvider[] = []
-  const make = (overrides: Partial<AwsProviderOptions> = {}): AwsProvider => {
-    const provider = new AwsProvider(fakeAwsProviderOptions(fake, overrides))
-    providers.push(provider)
-    return provider
-  }
-  beforeEach(async () => { fake = await FakeAws.start() })
-  afterEach(async () => {
-    for (const p of providers.splice(0)) await p.close()
-    await fake.close()
-  })
+  const aws = providersOverFakeAws()
+  const make = aws.make
 
   it('is ready once STS GetCallerIdentity accepts the credentials', async () => {
     await make().checkReady()
 
-    assert.deepEqual(fake.calls.map((c) => c.target), ['sts.GetCallerIdentity'])
+    assert.deepEqual(aws.fake.calls.map((c) => c.target), ['sts.GetCallerIdentity'])
   })
 
   it('is not ready, saying why, when STS says the credentials expired', async () => {
-    fake.inject({ kind: 'expiredCredentials' }, { service: 'sts' })
+    aws.fake.inject({ kind: 'expiredCredentials' }, { service: 'sts' })
 
     const error = await rejection(make().checkReady())
 
     assert.match(error.message, /credentials are invalid or expired/)
     assert.ok(!error.message.includes('arn:aws'))
-    assert.equal(fake.count('GetCallerIdentity'), 1)
+    assert.equal(aws.fake.count('GetCallerIdentity'), 1)
   })
 
   it('retries transient failures and an answer without an account, then turns ready', async () => {
-    fake.inject({ kind: 'error500' }, { service: 'sts', times: 1 })
-    fake.inject({ kind: 'malformed' }, { service: 'sts', times: 1 })
-    fake.inject({ kind: 'throttle' }, { service: 'sts', times: 1 })
+    aws.fake.inject({ kind: 'error500' }, { service: 'sts', times: 1 })
+    aws.fake.inject({ kind: 'malformed' }, { service: 'sts', times: 1 })
+    aws.fake.inject({ kind: 'throttle' }, { service: 'sts', times: 1 })
 
     await make().checkReady()
 
-    assert.equal(fake.count('GetCallerIdentity'), 4)
+    assert.equal(aws.fake.count('GetCallerIdentity'), 4)
   })
 
   it('skips STS when validate_credentials is off', async () => {
     await make({ validateCredentials: false }).checkReady()
 
-    assert.equal(fake.count(), 0)
+    assert.equal(aws.fake.count(), 0)
   })
 
   it('is not ready without a region anywhere', async () => {
@@ -316,7 +320,7 @@ describe('AwsProvider: readiness', () => {
   })
 
   it('stops retrying when closed', async () => {
-    fake.inject({ kind: 'error500' }, { service: 'sts' })
+    aws.fake.inject({ kind: 'error500' }, { service: 'sts' })
     const provider = make({ readinessBackoffMs: [50, 50] })
 
     const pending = rejection(provider.checkReady())
