@@ -147,9 +147,7 @@ export class SecretCache {
       if (entry.notFound !== undefined) {
         if (now - entry.fetchedAt < entry.ttlMs) { this.#emit({ type: 'hit' }); throw entry.notFound }
       } else if (now - entry.fetchedAt < entry.ttlMs) {
-        if (now >= entry.refreshAt && now >= entry.retryAt) this.#refreshInBackground(key, load, options.ttlMs)
-        this.#emit({ type: 'hit' })
-        return this.#result(entry, 'HIT', now)
+        return this.#hit(key, entry, load, options.ttlMs, now)
       } else if (entry.failures > 0) {
         // Expired while upstream is failing: serve the last good value without making the
         // reader wait, and retry in the background once the backoff has passed.
@@ -173,6 +171,19 @@ export class SecretCache {
     const outcome = entry === previous ? 'STALE' : 'MISS'
     this.#emit({ type: outcome === 'STALE' ? 'stale' : 'miss' })
     return this.#result(entry, outcome, this.#now())
+  }
+
+  /**
+   * The synchronous part of `get()`: the result when `key` holds a fresh value (refreshing it
+   * ahead in the background when due, as `get()` does), else undefined, and then `get()` has
+   * the answer. For the server's fast path, which answers hits without a promise.
+   */
+  hit<V> (key: string, load: Loader<V>, options: GetOptions): CacheResult<V> | undefined {
+    if (options.ttlMs <= 0 || !this.#enabled || options.refreshNow === true) return undefined
+    const now = this.#now()
+    const entry = this.#peek(key, now)
+    if (entry === undefined || entry.notFound !== undefined || now - entry.fetchedAt >= entry.ttlMs) return undefined
+    return this.#hit(key, entry, load, options.ttlMs, now)
   }
 
   /** A fresh value held for `key`, without going upstream; counts as a hit when found. */
@@ -210,6 +221,12 @@ export class SecretCache {
     if (entry === undefined) return undefined
     const hardEnd = entry.fetchedAt + entry.ttlMs + (entry.notFound !== undefined ? 0 : this.#options.maxStaleMs)
     return now < hardEnd ? entry : undefined
+  }
+
+  #hit<V> (key: string, entry: CacheEntry<unknown>, load: Loader<V>, ttlMs: number, now: number): CacheResult<V> {
+    if (now >= entry.refreshAt && now >= entry.retryAt) this.#refreshInBackground(key, load, ttlMs)
+    this.#emit({ type: 'hit' })
+    return this.#result(entry, 'HIT', now)
   }
 
   #refreshInBackground (key: string, load: Loader<unknown>, ttlMs: number): void {

@@ -1,3 +1,4 @@
+import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify'
 import type { Logger } from 'pino'
 import type { SecretCache } from '../cache/secret-cache.js'
@@ -9,6 +10,7 @@ import type { Token } from '../token.js'
 import { AllowList } from './allow.js'
 import { PUBLIC_PATHS, hasValidToken, pathOf, tokenCheck } from './auth.js'
 import { Errors, toErrorAnswer } from './errors.js'
+import { fastPath } from './fast-path.js'
 import { clientErrorHandler, checkRequestSize, limitConnections } from './connection-limits.js'
 import { JSON_TYPE, KMS_BODY_LIMIT, MAX_HEADER_BYTES, MAX_ID_BYTES, MAX_URL_BYTES } from './limits.js'
 import { Reads } from './reads.js'
@@ -18,6 +20,7 @@ import { parameterRoutes } from './routes/parameters.js'
 import { secretRoutes } from './routes/secrets.js'
 import { errorBody } from './schemas.js'
 import { VERSION } from '../version.js'
+import { accessLog } from '../logger.js'
 
 export interface AppOptions {
   provider: Provider
@@ -46,6 +49,11 @@ export interface AppOptions {
   envelope?: Envelope | (() => Promise<Envelope>)
   /** Body limit of `/envelope/*` (`envelope_max_body_bytes`, default 1 MiB). */
   envelopeMaxBodyBytes?: number
+  /**
+   * Answer fresh secret hits before fastify (fast-path.ts); default true. Only requests that
+   * reach the listening server take it: `inject()` goes to fastify directly.
+   */
+  fastPath?: boolean
 }
 
 
@@ -107,9 +115,8 @@ export function buildApp (options: AppOptions): FastifyInstance {
   app.addHook('onRequest', limitConnections(app, options.maxConnections ?? 800))
   app.addHook('onRequest', checkRequestSize)
   const metrics = options.metrics
-  // The access log's fields are ours and hold nothing secret (route pattern, status, latency,
-  // cache outcome), so its lines skip the redaction pass, which would double their cost.
-  const accessLog = options.logger.child({}, { redact: [] })
+  // Route pattern, status, latency, cache outcome: written without pino's generic pass (logger.ts).
+  const access = accessLog(options.logger)
   app.addHook('onRequest', tokenCheck(options.token, options.tokenHeaders, () => metrics?.authFailures.inc()))
   app.addHook('onResponse', (request, reply, done) => {
     // Route patterns, never URLs: a URL holds the id.
@@ -122,7 +129,8 @@ export function buildApp (options: AppOptions): FastifyInstance {
       metrics.httpDuration.observe({ route, status: statusLabel }, ms / 1000)
     }
     // The access log: route, status, latency, cache outcome.
-    accessLog.info({ method: request.method, route, status, ms: Math.round(ms * 100) / 100, cache: reply.getHeader('x-cache') }, 'request')
+    const cache = reply.getHeader('x-cache')
+    access({ method: request.method, route, status, ms: Math.round(ms * 100) / 100, ...(typeof cache === 'string' ? { cache } : {}) })
     done()
   })
 
@@ -150,9 +158,18 @@ export function buildApp (options: AppOptions): FastifyInstance {
     throw new Errors.RouteNotFound()
   })
 
+  const allow = options.allow ?? new AllowList()
+  if (options.fastPath !== false) {
+    const answerHit = fastPath({ reads, token: options.token, tokenHeaders: options.tokenHeaders, allow, access, ...(metrics === undefined ? {} : { metrics }) })
+    // Once closing, fastify answers everything: it tells each client `Connection: close`, so that
+    // kept-alive connections end and the close can finish.
+    let closing = false
+    app.addHook('preClose', (done) => { closing = true; done() })
+    answerFirst(app.server, (request, response) => !closing && answerHit(request, response))
+  }
+
   if (options.openapi === true) app.register(import('@fastify/swagger'), { openapi: OPENAPI_INFO })
   app.register(healthRoutes, { readiness: options.readiness })
-  const allow = options.allow ?? new AllowList()
   app.register(secretRoutes, { reads, pathPrefix: prefix, allow })
   app.register(parameterRoutes, { reads, allow })
   app.register(kmsRoutes, { provider: options.provider, allow: options.allow, envelope: options.envelope, envelopeMaxBodyBytes: options.envelopeMaxBodyBytes })
@@ -173,6 +190,21 @@ const OPENAPI_INFO = {
     }
   },
   security: [{ token: [] }, { vaultToken: [] }] as Array<Record<string, string[]>>
+}
+
+/**
+ * Puts `first` before fastify's request listener on `server`: a request it answers (returns true
+ * for) fastify never sees; any other goes on to fastify as it came.
+ */
+function answerFirst (server: Server, first: (request: IncomingMessage, response: ServerResponse) => boolean): void {
+  const listeners = server.listeners('request') as Array<(request: IncomingMessage, response: ServerResponse) => void>
+  const [fastify] = listeners
+  // Fastify makes the server with its handler as the one listener; anything else is not ours to rewire.
+  if (listeners.length !== 1 || fastify === undefined) return
+  server.removeListener('request', fastify)
+  server.on('request', (request: IncomingMessage, response: ServerResponse) => {
+    if (!first(request, response)) fastify(request, response)
+  })
 }
 
 function causeName (error: unknown): string | undefined {

@@ -13,6 +13,11 @@ type CountedSocket = Socket & { [OVER_LIMIT]?: boolean }
  * 429 and the connection closed. Answering (rather than dropping, as `server.maxConnections`
  * does) tells a client to back off instead of retrying at once.
  */
+/** Whether `socket` was accepted past the connection cap (its requests are answered 429). */
+export function isOverLimit (socket: Socket | null | undefined): boolean {
+  return (socket as CountedSocket | null | undefined)?.[OVER_LIMIT] === true
+}
+
 export function limitConnections (app: FastifyInstance, max: number): (request: FastifyRequest, reply: FastifyReply, done: (error?: Error) => void) => void {
   let open = 0
   app.server.on('connection', (socket: CountedSocket) => {
@@ -21,7 +26,7 @@ export function limitConnections (app: FastifyInstance, max: number): (request: 
     socket.once('close', () => { open -= 1 })
   })
   return function checkConnections (request, reply, done) {
-    if ((request.raw.socket as CountedSocket | undefined)?.[OVER_LIMIT] === true) {
+    if (isOverLimit(request.raw.socket)) {
       void reply.header('connection', 'close').header('retry-after', '1')
       return done(new Errors.TooManyConnections())
     }
@@ -32,11 +37,15 @@ export function limitConnections (app: FastifyInstance, max: number): (request: 
 /** 414 for a URL over 64 KiB, 431 for headers over 16 KiB (DESIGN §4). */
 export function checkRequestSize (request: FastifyRequest, _reply: FastifyReply, done: (error?: Error) => void): void {
   if (Buffer.byteLength(request.raw.url ?? '') > MAX_URL_BYTES) return done(new Errors.UriTooLong(MAX_URL_BYTES))
-  const raw = request.raw.rawHeaders
+  if (headerBytes(request.raw.rawHeaders) > MAX_HEADER_BYTES) return done(new Errors.HeadersTooLarge(MAX_HEADER_BYTES))
+  done()
+}
+
+/** The size of a request's headers as the limit counts it: names and values, 2 bytes each for `: ` and CRLF. */
+export function headerBytes (raw: readonly string[]): number {
   let size = 0
   for (let i = 0; i < raw.length; i++) size += (raw[i]?.length ?? 0) + 2
-  if (size > MAX_HEADER_BYTES) return done(new Errors.HeadersTooLarge(MAX_HEADER_BYTES))
-  done()
+  return size
 }
 
 /**

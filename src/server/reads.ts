@@ -1,4 +1,4 @@
-import type { CacheResult, SecretCache } from '../cache/secret-cache.js'
+import type { CacheResult, Loader, SecretCache } from '../cache/secret-cache.js'
 import { cacheKey } from '../cache/secret-cache.js'
 import type { BatchSecretError, GetSecretInput, Provider, SecretValue } from '../providers/types.js'
 import { parameterBody, parametersBody, secretBody } from './schemas.js'
@@ -27,11 +27,19 @@ export class Reads {
   ) {}
 
   async secret (input: GetSecretInput, refreshNow = false): Promise<CacheResult<null>> {
-    const key = cacheKey('secret', input.secretId, input)
-    return this.cache.get(key, async (signal) => {
+    return this.cache.get(cacheKey('secret', input.secretId, input), this.#secretLoader(input), { ttlMs: this.ttls.secretsMs, refreshNow })
+  }
+
+  /** `secret(input)` when it is a fresh hit, answered without waiting; undefined otherwise. */
+  secretHit (input: GetSecretInput): CacheResult<null> | undefined {
+    return this.cache.hit(cacheKey('secret', input.secretId, input), this.#secretLoader(input), { ttlMs: this.ttls.secretsMs })
+  }
+
+  #secretLoader (input: GetSecretInput): Loader<null> {
+    return async (signal) => {
       const value = await this.provider.getSecret(input, { signal })
       return { body: secretBody(value), value: null }
-    }, { ttlMs: this.ttls.secretsMs, refreshNow })
+    }
   }
 
   async parameter (name: string, withDecryption: boolean, refreshNow = false): Promise<CacheResult<null>> {

@@ -11,7 +11,9 @@ import type { FastifyInstance } from 'fastify'
 import { SecretCache } from '../../src/cache/secret-cache.js'
 import type { LogLevel } from '../../src/config/index.js'
 import { createLogger } from '../../src/logger.js'
+import type { Metrics } from '../../src/metrics.js'
 import { LocalProvider } from '../../src/providers/local/provider.js'
+import type { AllowList } from '../../src/server/allow.js'
 import { buildApp } from '../../src/server/app.js'
 import { Token } from '../../src/token.js'
 
@@ -126,6 +128,16 @@ export interface LocalAppOptions {
   now?: () => number
   /** The token the app checks; by default one made from the generated `token` string. */
   token?: Token
+  /** The `token` string itself instead of a generated one (two apps sharing one token). */
+  tokenString?: string
+  /** `AppOptions.fastPath`; the app's default when omitted. */
+  fastPath?: boolean
+  /** Request counts and latencies go here, and the cache's events (as `startAgent` wires them). */
+  metrics?: Metrics
+  /** The `[allow]` patterns; everything is allowed when omitted. */
+  allow?: AllowList
+  /** `AppOptions.maxConnections`; the app's default when omitted. */
+  maxConnections?: number
 }
 
 export interface LocalApp {
@@ -166,7 +178,15 @@ export async function openLocalApp (options: LocalAppOptions = {}): Promise<Loca
     await rm(dir, { recursive: true, force: true })
     throw error
   }
-  const cache = new SecretCache({ maxEntries: 1000, maxBytes: 64 * 1024 * 1024, maxStaleMs: 86_400_000, staleIfError: true, ...(options.now === undefined ? {} : { now: options.now }) })
+  const cache = new SecretCache({
+    maxEntries: 1000,
+    maxBytes: 64 * 1024 * 1024,
+    maxStaleMs: 86_400_000,
+    staleIfError: true,
+    ...(options.now === undefined ? {} : { now: options.now }),
+    ...(options.metrics === undefined ? {} : { onEvent: options.metrics.onCacheEvent })
+  })
+  if (options.metrics !== undefined) options.metrics.watchCache(cache, options.now)
   let changes = 0
   const waiters = new Set<() => void>()
   // As startAgent does: a store edit makes every cached answer suspect.
@@ -176,7 +196,7 @@ export async function openLocalApp (options: LocalAppOptions = {}): Promise<Loca
     for (const wake of waiters) wake()
     waiters.clear()
   })
-  const token = `test-token-${randomBytes(16).toString('hex')}`
+  const token = options.tokenString ?? `test-token-${randomBytes(16).toString('hex')}`
   const app = buildApp({
     provider,
     cache,
@@ -184,7 +204,11 @@ export async function openLocalApp (options: LocalAppOptions = {}): Promise<Loca
     logger,
     tokenHeaders: options.tokenHeaders ?? DEFAULT_TOKEN_HEADERS,
     secretsTtlMs: (options.secretsTtlSeconds ?? 300) * 1000,
-    parametersTtlMs: (options.parametersTtlSeconds ?? 300) * 1000
+    parametersTtlMs: (options.parametersTtlSeconds ?? 300) * 1000,
+    ...(options.fastPath === undefined ? {} : { fastPath: options.fastPath }),
+    ...(options.metrics === undefined ? {} : { metrics: options.metrics }),
+    ...(options.allow === undefined ? {} : { allow: options.allow }),
+    ...(options.maxConnections === undefined ? {} : { maxConnections: options.maxConnections })
   })
   let temp = 0
 

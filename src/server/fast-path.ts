@@ -1,0 +1,103 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { parse as parseQuery } from 'fast-querystring'
+import type { CacheResult } from '../cache/secret-cache.js'
+import type { AccessLog } from '../logger.js'
+import type { Metrics } from '../metrics.js'
+import type { Token } from '../token.js'
+import type { AllowList } from './allow.js'
+import { hasValidToken } from './auth.js'
+import { headerBytes, isOverLimit } from './connection-limits.js'
+import { JSON_TYPE, MAX_HEADER_BYTES } from './limits.js'
+import type { Reads } from './reads.js'
+
+export interface FastPathOptions {
+  reads: Reads
+  token: Token
+  /** Header names that may carry the token. */
+  tokenHeaders: readonly string[]
+  allow: AllowList
+  metrics?: Metrics
+  /** Where access lines go: the same writer, with the same fields, as fastify's requests. */
+  access: AccessLog
+}
+
+/** The one request shape answered here: the Lambda extension's and the Agent's secret read. */
+const PREFIX = '/secretsmanager/get?'
+const ROUTE = '/secretsmanager/get'
+/** Longer URLs are left to fastify (its limit is 64 KiB); a plain id fits in far less. */
+const MAX_URL = 8192
+/**
+ * Ids answered here: the characters of secret names and ARNs, nothing that needs a second look
+ * (no control characters, spaces, `%`, `#`, `;`, or non-ASCII). Anything else goes to fastify,
+ * whose checks and error answers stay the only ones.
+ */
+const PLAIN_ID = /^[A-Za-z0-9/_+=.@:-]{1,2048}$/
+
+/**
+ * Answers fresh cache hits of `GET /secretsmanager/get?secretId=ID` before fastify sees them:
+ * the agent's hottest request, and fastify's request pipeline (hooks, schema check, promises)
+ * costs more than the rest of the hit together.
+ *
+ * It answers only when it is sure of the same answer fastify would give: a valid token, no sign
+ * of a proxy, headers within limits, a connection under the cap, `secretId` the only parameter
+ * and a plain id, allowed by the allow-list, and a fresh value in the cache. Then it writes the
+ * same status, headers and bytes, counts the request in the same metrics and writes the same
+ * access line. Anything else, and any exception before the answer is written, returns false and
+ * the request goes to fastify untouched: every error, every other route and every miss is
+ * fastify's alone. test/integration/fast-path.test.ts holds the two paths to the same answers.
+ */
+export function fastPath (options: FastPathOptions): (request: IncomingMessage, response: ServerResponse) => boolean {
+  const { reads, token, allow, metrics, access } = options
+  const names = options.tokenHeaders.map((h) => h.toLowerCase())
+  const freshHit = (request: IncomingMessage): CacheResult<null> | undefined => {
+    const url = request.url
+    if (request.method !== 'GET' || url === undefined || url.length > MAX_URL || !url.startsWith(PREFIX)) return undefined
+    const headers = request.headers
+    if (headers['x-forwarded-for'] !== undefined || headers.forwarded !== undefined) return undefined
+    if (isOverLimit(request.socket) || headerBytes(request.rawHeaders) > MAX_HEADER_BYTES) return undefined
+    if (!hasValidToken(token, names, headers)) return undefined
+    const secretId = onlySecretId(url.slice(PREFIX.length))
+    if (secretId === undefined || !allow.allows('secrets', secretId)) return undefined
+    return reads.secretHit({ secretId })
+  }
+
+  return function answerFreshHit (request, response) {
+    const start = performance.now()
+    let hit: CacheResult<null> | undefined
+    try {
+      hit = freshHit(request)
+    } catch {
+      // Whatever went wrong, fastify answers it, with its error handling.
+      return false
+    }
+    if (hit === undefined) return false
+
+    const body = hit.entry.body
+    response.writeHead(200, {
+      'cache-control': 'no-store',
+      'x-cache': 'HIT',
+      age: String(hit.ageSeconds),
+      'content-type': JSON_TYPE,
+      'content-length': String(body.length)
+    })
+    response.end(body)
+    const ms = performance.now() - start
+    if (metrics !== undefined) {
+      metrics.httpRequests.inc({ route: ROUTE, method: 'GET', status: '200' })
+      metrics.httpDuration.observe({ route: ROUTE, status: '200' }, ms / 1000)
+    }
+    access({ method: 'GET', route: ROUTE, status: 200, ms: Math.round(ms * 100) / 100, cache: 'HIT' })
+    return true
+  }
+}
+
+/** The secretId of a query string holding that one parameter, when it is a plain id. */
+function onlySecretId (query: string): string | undefined {
+  const parsed = parseQuery(query) as Record<string, unknown>
+  let keys = 0
+  for (const key in parsed) {
+    if (key !== 'secretId' || ++keys > 1) return undefined
+  }
+  const id = parsed.secretId
+  return typeof id === 'string' && PLAIN_ID.test(id) ? id : undefined
+}

@@ -1,0 +1,58 @@
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { pino } from 'pino'
+import { accessLog, createLogger, type AccessFields } from '../../src/logger.js'
+
+/** A logger as the agent makes it, writing its lines into an array. */
+function capture (level: 'info' | 'warn' = 'info'): { lines: string[], logger: ReturnType<typeof createLogger> } {
+  const lines: string[] = []
+  return { lines, logger: createLogger({ level, destination: { write: (line: string) => { lines.push(line) } } }) }
+}
+
+/** The line with its timestamp taken out: two lines written a moment apart differ only there. */
+const untimed = (line: string | undefined): string => (line ?? '').replace(/"time":\d+/, '"time":0')
+
+const SAMPLES: AccessFields[] = [
+  { method: 'GET', route: '/secretsmanager/get', status: 200, ms: 0.05, cache: 'HIT' },
+  { method: 'GET', route: '/v1/*', status: 404, ms: 12 },
+  { method: 'POST', route: '/kms/encrypt', status: 400, ms: 1.25 },
+  { method: 'DELETE', route: 'unmatched', status: 401, ms: 0 },
+  { method: 'GET', route: 'a "quoted" \\ route\n', status: 500, ms: 3.5, cache: 'STALE' }
+]
+
+describe('accessLog', () => {
+  it('writes, byte for byte, the line logger.info(fields, "request") writes', () => {
+    const { lines, logger } = capture()
+    const write = accessLog(logger)
+    for (const fields of SAMPLES) {
+      write(fields)
+      logger.info(fields, 'request')
+    }
+    assert.equal(lines.length, SAMPLES.length * 2)
+    for (let i = 0; i < lines.length; i += 2) {
+      assert.equal(untimed(lines[i]), untimed(lines[i + 1]))
+      assert.ok(lines[i]?.endsWith('}\n'))
+      assert.deepEqual(Object.keys(JSON.parse(lines[i] ?? '') as object), ['level', 'time', 'name', ...Object.keys(SAMPLES[i / 2] ?? {}), 'msg'])
+    }
+  })
+
+  it('writes nothing below info, and follows a level changed later', () => {
+    const { lines, logger } = capture('warn')
+    const write = accessLog(logger)
+    write(SAMPLES[0] ?? assert.fail())
+    assert.equal(lines.length, 0)
+    logger.level = 'info'
+    write(SAMPLES[0] ?? assert.fail())
+    assert.equal(lines.length, 1)
+  })
+
+  it('goes through logger.info for a logger configured in a way it does not copy', () => {
+    const lines: string[] = []
+    const logger = pino({ messageKey: 'message', mixin: () => ({ extra: 1 }) }, { write: (line: string) => { lines.push(line) } })
+    accessLog(logger)(SAMPLES[0] ?? assert.fail())
+    const line = JSON.parse(lines[0] ?? '') as Record<string, unknown>
+    assert.equal(line.message, 'request')
+    assert.equal(line.extra, 1)
+    assert.equal(line.route, '/secretsmanager/get')
+  })
+})
