@@ -1,4 +1,7 @@
-/** Baseline: a bare fastify server (no logger, no schema) answering the agent's cache-hit bytes after the same token check. */
+/**
+ * Baseline: a bare fastify server (no logger, no schema) answering the agent's cache-hit bytes after the same token check.
+ * It loads fastify from node_modules, as a fastify app is usually run; the agent's bundle has fastify bundled in (bench/lib/build.ts).
+ */
 import Fastify from 'fastify'
 import { UNAUTHORIZED, baselineConfig } from './response.js'
 

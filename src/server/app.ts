@@ -95,7 +95,10 @@ export function buildApp (options: AppOptions): FastifyInstance {
       void (reply as FastifyReply).code(answer.statusCode).header('cache-control', 'no-store').type(JSON_TYPE).send(errorBody(answer.type, answer.message))
       request.log.debug({ code: error.code }, 'request refused before routing')
     },
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } }
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
+    // The built agent's route schemas come compiled (scripts/precompile-schemas.ts, with the
+    // options above); run from src/, fastify compiles them here as usual.
+    ...(typeof SECRETS_AGENT_SCHEMA_COMPILERS === 'undefined' ? {} : { schemaController: { compilersFactory: SECRETS_AGENT_SCHEMA_COMPILERS } })
   })
 
   const reads = new Reads(options.provider, options.cache, { secretsMs: options.secretsTtlMs, parametersMs: options.parametersTtlMs })

@@ -40,6 +40,20 @@ describe('the built dist/cli.js', () => {
       assert.equal(answer.status, 200)
       assert.equal(((await answer.json()) as { SecretString: string }).SecretString, 'from-dist')
 
+      // The built agent's route schemas come precompiled (scripts/precompile-schemas.ts): their
+      // validators and serializers answer as fastify's own would.
+      const ask = async (path: string): Promise<{ status: number, body: unknown }> => {
+        const response = await fetch(`http://127.0.0.1:${port}${path}`, { headers: { 'X-Aws-Parameters-Secrets-Token': 'dist-token' } })
+        return { status: response.status, body: await response.json() }
+      }
+      assert.deepEqual(await ask('/secretsmanager/get?secretId=built/secret&bogus=1'), { status: 400, body: { __type: 'ValidationException', message: 'Unknown query parameter "bogus".' } })
+      assert.equal((await ask('/secretsmanager/get?secretId=built/secret&refreshNow=maybe')).status, 400)
+      assert.deepEqual((await ask('/secretsmanager/get?secretId=no/such')).body, { __type: 'ResourceNotFoundException', message: "Secrets Manager can't find the specified secret." })
+      const batch = await ask('/secretsmanager/batch-get?secretId=built/secret&secretId=no/such')
+      assert.equal(batch.status, 200)
+      assert.deepEqual((batch.body as { SecretValues: Array<{ SecretString: string }> }).SecretValues.map((s) => s.SecretString), ['from-dist'])
+      assert.deepEqual((batch.body as { Errors: Array<{ SecretId: string }> }).Errors.map((e) => e.SecretId), ['no/such'])
+
       const health = spawn(process.execPath, [DIST_CLI, 'health', '--port', port], { stdio: 'ignore' })
       assert.equal(await new Promise((resolve) => health.once('exit', resolve)), 0)
 

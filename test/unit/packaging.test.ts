@@ -267,6 +267,20 @@ describe('docker/Dockerfile', () => {
       }
     }
   })
+
+  it('gives the build stage every script `npm run build` runs', () => {
+    const pkg = JSON.parse(read('package.json')) as { scripts: Record<string, string> }
+    const needed = new Set([...(pkg.scripts.build ?? '').matchAll(/scripts\/[\w.-]+/g)].map((m) => m[0]))
+    for (const file of [...needed]) {
+      // Scripts the build script itself runs, named as join(ROOT, 'scripts', 'NAME').
+      for (const m of read(file).matchAll(/'scripts',\s*'([\w.-]+)'/g)) needed.add(`scripts/${m[1] ?? ''}`)
+    }
+    assert.ok(needed.size >= 2, `found ${[...needed].join(', ')}`)
+    const build = image().stages.find((s) => s.instructions.some((i) => i.keyword === 'RUN' && /npm run build/.test(i.args)))
+    assert.ok(build !== undefined, 'a stage runs npm run build')
+    const copied = build.instructions.filter((i) => i.keyword === 'COPY').flatMap((i) => parseCopy(i.args).sources)
+    for (const file of needed) assert.ok(copied.includes(file) || copied.includes('scripts') || copied.includes('scripts/'), `the build stage does not COPY ${file}`)
+  })
 })
 
 // ---------------------------------------------------------------------------------------------
