@@ -35,13 +35,60 @@ export function createLogger (options: LoggerOptions): Logger {
   const base = { level, redact: { paths: REDACT_PATHS, censor: '[redacted]' }, base: { name: 'secrets-agent' } }
   if (options.pretty !== undefined) return pino(base, options.pretty)
   if (options.destination !== undefined) return pino(base, options.destination)
-  // Lines are gathered into writes of 32 KiB or more (one write per access line would cost more
-  // than the request itself; at 4 KiB the writes were still 5 % of a cache hit's time), and
-  // flushed at least every 200 ms so a quiet agent's lines still show.
+  // Lines are gathered into writes of 16 KiB or more (one write per access line would cost more
+  // than the request itself, and at 4 KiB the writes still cost a cache hit about 10 % of its
+  // throughput), and flushed at least every 200 ms so a quiet agent's lines show.
   // When stdout stalls (a log shipper that stopped reading), lines past 16 MiB of backlog are
   // dropped rather than held: the agent's memory stays bounded.
-  const destination = pino.destination({ dest: 1, sync: false, minLength: 32 * 1024, maxWrite: 64 * 1024, maxLength: 16 * 1024 * 1024, periodicFlush: 200 })
-  return pino(base, destination)
+  const destination = pino.destination({ dest: 1, sync: false, minLength: 16 * 1024, maxWrite: 32 * 1024, maxLength: 16 * 1024 * 1024, periodicFlush: 200 })
+  return pino(base, new Batched(destination))
+}
+
+/**
+ * Hands sonic-boom the lines of one event-loop turn as one string. sonic-boom measures the UTF-8
+ * length of its whole pending buffer on every write, so under load each line cost more the
+ * longer the buffer (1.4 µs a line at 4 KiB, 3.6 µs at 32 KiB); a turn's lines together cost that
+ * once. Order is kept: every line goes through here.
+ */
+type SonicBoom = ReturnType<typeof pino.destination>
+
+class Batched implements DestinationStream {
+  #pending: string[] = []
+  #scheduled = false
+  readonly #destination: SonicBoom
+
+  constructor (destination: SonicBoom) {
+    this.#destination = destination
+    // pino flushes its destination synchronously on exit; lines still here go first.
+    process.once('exit', () => { this.#drain(); this.#destination.flushSync() })
+  }
+
+  write (line: string): void {
+    this.#pending.push(line)
+    if (!this.#scheduled) {
+      this.#scheduled = true
+      setImmediate(this.#drain)
+    }
+  }
+
+  /** pino's logger.flush(callback). */
+  flush (callback?: (error?: Error) => void): void {
+    this.#drain()
+    this.#destination.flush(callback)
+  }
+
+  flushSync (): void {
+    this.#drain()
+    this.#destination.flushSync()
+  }
+
+  readonly #drain = (): void => {
+    this.#scheduled = false
+    if (this.#pending.length === 0) return
+    const lines = this.#pending.length === 1 ? this.#pending[0] ?? '' : this.#pending.join('')
+    this.#pending = []
+    this.#destination.write(lines)
+  }
 }
 
 /** The stream of `dev`'s human-friendly lines; pino-pretty is loaded only here. */

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
 import { describe, it } from 'node:test'
 import { pino } from 'pino'
 import { accessLog, createLogger, type AccessFields } from '../../src/logger.js'
@@ -54,5 +55,26 @@ describe('accessLog', () => {
     assert.equal(line.message, 'request')
     assert.equal(line.extra, 1)
     assert.equal(line.route, '/secretsmanager/get')
+  })
+})
+
+describe('createLogger on stdout', () => {
+  /** Runs `body` in a child with `logger` made by createLogger (stdout, JSON); its stdout lines. */
+  function run (body: string): { lines: Array<Record<string, unknown>>, status: number | null } {
+    const script = `import { createLogger } from ${JSON.stringify(new URL('../../src/logger.ts', import.meta.url).href)}\nconst logger = createLogger({ level: 'info' })\n${body}`
+    const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 20_000 })
+    return { status: child.status, lines: child.stdout.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>) }
+  }
+
+  it('writes every line, in order, even when the process exits in the same turn', () => {
+    const { lines, status } = run("for (let i = 0; i < 2000; i++) logger.info({ i }, 'line')\nsetImmediate(() => { logger.warn({ i: 2000 }, 'last'); process.exit(0) })")
+    assert.equal(status, 0)
+    assert.deepEqual(lines.map((l) => l.i), Array.from({ length: 2001 }, (_, i) => i))
+  })
+
+  it('writes a quiet agent\'s line within a moment, not only at exit', () => {
+    // The marker goes straight to fd 1 after 700 ms: the line must be out before it.
+    const { lines } = run("import { writeSync } from 'node:fs'\nlogger.info('one')\nsetTimeout(() => { writeSync(1, JSON.stringify({ msg: 'marker' }) + '\\n'); process.exit(0) }, 700)")
+    assert.deepEqual(lines.map((l) => l.msg), ['one', 'marker'])
   })
 })
