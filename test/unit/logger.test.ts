@@ -66,10 +66,16 @@ describe('createLogger on stdout', () => {
     return { status: child.status, lines: child.stdout.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>) }
   }
 
-  it('writes every line, in order, even when the process exits in the same turn', () => {
-    const { lines, status } = run("for (let i = 0; i < 2000; i++) logger.info({ i }, 'line')\nsetImmediate(() => { logger.warn({ i: 2000 }, 'last'); process.exit(0) })")
+  it('writes every line, in order, before a flush calls back (the CLI exits that way)', () => {
+    const { lines, status } = run("for (let i = 0; i < 2000; i++) logger.info({ i }, 'line')\nsetImmediate(() => { logger.warn({ i: 2000 }, 'last'); logger.flush(() => process.exit(0)) })")
     assert.equal(status, 0)
     assert.deepEqual(lines.map((l) => l.i), Array.from({ length: 2001 }, (_, i) => i))
+  })
+
+  it('writes a line still waiting for its turn when the process exits abruptly', () => {
+    const { lines, status } = run("logger.error('about to exit')\nprocess.exit(3)")
+    assert.equal(status, 3)
+    assert.deepEqual(lines.map((l) => l.msg), ['about to exit'])
   })
 
   it('writes a quiet agent\'s line within a moment, not only at exit', () => {
