@@ -1,6 +1,7 @@
 /**
  * Soak (issue 7): at least a million cache-hit requests against the agent (compiled, `serve
- * --provider local`, log level info, metrics on, pinned to its own core) from autocannon on
+ * --provider local`, log level info, metrics on, the node flags it ships with (BENCH_AGENT_NODE_FLAGS
+ * replaces them), pinned to its own core) from autocannon on
  * another core. Reports errors (must be 0) and the agent's resident memory before (after a
  * warm-up) and after, sampled from /proc/PID/status; the verdict is "flat" when RSS grew by at
  * most --tolerance-mb over the run.
@@ -18,7 +19,7 @@ import { ROOT, build } from './lib/build.js'
 import { get } from './lib/http.js'
 import { autocannon } from './lib/load.js'
 import { LOADGEN_CPU, PINNING, SERVER_CPU, onExit, pinSelf, rssBytes, runChild, sleep } from './lib/procs.js'
-import { TOKEN_HEADER, startAgentProcess } from './lib/servers.js'
+import { TOKEN_HEADER, agentNodeFlags, startAgentProcess } from './lib/servers.js'
 import { round } from './lib/stats.js'
 
 const MB = 1_000_000
@@ -103,6 +104,7 @@ async function main (): Promise<void> {
       when: new Date().toISOString(),
       command: `npm run bench:soak${process.argv.length > 2 ? ' -- ' + process.argv.slice(2).join(' ') : ''}`,
       machine: { node: process.version, pinned: PINNING, loadAverage: loadavg().map((l) => round(l, 2)) },
+      agentNodeFlags: agentNodeFlags(),
       requests: result.requests,
       ok: result.ok,
       non2xx: result.non2xx,

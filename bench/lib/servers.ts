@@ -1,12 +1,13 @@
 /**
- * Starting the servers under test as child processes: the agent (the compiled CLI, `serve`)
- * and the two baselines. Everything listens on 127.0.0.1; every process is tracked and killed
- * when the bench ends (procs.ts).
+ * Starting the servers under test as child processes: the agent (the compiled CLI, `serve`, run
+ * with the node flags it ships with) and the two baselines (plain `node`). Everything listens on
+ * 127.0.0.1; every process is tracked and killed when the bench ends (procs.ts).
  */
 import type { ChildProcess } from 'node:child_process'
 import { closeSync, openSync } from 'node:fs'
 import { join } from 'node:path'
 import { until200 } from './http.js'
+import { shippedNodeFlags } from './node-flags.js'
 import { freePort, pinned, spawnTracked, stopChild } from './procs.js'
 
 export const TOKEN_HEADER = 'X-Aws-Parameters-Secrets-Token'
@@ -41,8 +42,19 @@ export interface AgentStart {
   logFile?: string
   /** Path polled until 200 (with the token) before the agent counts as started; default /ping. */
   waitPath?: string
-  /** Node flags, e.g. --cpu-prof. */
+  /** Node flags beyond the agent's own (agentNodeFlags()), e.g. --cpu-prof. */
   nodeArgs?: string[]
+}
+
+/**
+ * The node flags the agent runs with in the benches: those it ships with (the image's ENTRYPOINT,
+ * see node-flags.ts), unless BENCH_AGENT_NODE_FLAGS (space-separated; empty for none) says
+ * otherwise, to compare: `BENCH_AGENT_NODE_FLAGS= npm run bench` measures the agent without them.
+ */
+export function agentNodeFlags (): string[] {
+  const given = process.env.BENCH_AGENT_NODE_FLAGS
+  if (given === undefined) return shippedNodeFlags()
+  return given.split(/\s+/).filter((flag) => flag !== '')
 }
 
 function spawnServer (name: string, argv: string[], env: NodeJS.ProcessEnv, cpu: number | null, logFile: string): { child: ChildProcess, spawnedAt: number } {
@@ -79,7 +91,7 @@ export async function startAgentProcess (options: AgentStart): Promise<ServerPro
   const metricsPort = options.metrics === false ? null : await freePort()
   const logFile = options.logFile ?? join(options.dir, 'agent.log')
   const args = [
-    ...(options.nodeArgs ?? []), options.cli, 'serve',
+    ...agentNodeFlags(), ...(options.nodeArgs ?? []), options.cli, 'serve',
     '--provider', options.provider,
     '--port', String(port),
     '--log-level', options.logLevel ?? 'info',

@@ -13,6 +13,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { Registry, collectDefaultMetrics } from 'prom-client'
 import { parse as parseYaml, parseAllDocuments } from 'yaml'
 import { SETTINGS, SETTINGS_BY_KEY, envName, loadConfig, type LoadedConfig } from '../../src/config/index.js'
+import { shippedNodeFlags } from '../../bench/lib/node-flags.js'
 import { parseStore } from '../../src/providers/local/store.js'
 
 const root = new URL('../../', import.meta.url)
@@ -73,13 +74,18 @@ async function agentCommand (args: string[], env: Record<string, string>, where:
   return loadConfig({ flags: values as Record<string, string | boolean | undefined>, env, defaults: { provider: command === 'dev' ? 'local' : 'aws' } })
 }
 
-/** Checks that `command` runs the image's CLI with `health` and valid flags; returns the flags. */
+/**
+ * Checks that `command` runs the image's CLI with `health` and valid flags; returns the flags.
+ * It runs the entrypoint's node and CLI file without the entrypoint's heap flags: a health check
+ * lives for a moment and holds nothing.
+ */
 function healthCommand (command: unknown, where: string): { ready?: boolean, port?: string } {
   assert.ok(Array.isArray(command), `${where}: the health check is not an exec-form array`)
-  const entry = image().entrypoint
-  assert.deepEqual(command.slice(0, entry.length), entry, `${where} does not run the image's entrypoint (${entry.join(' ')})`)
-  assert.equal(command[entry.length], 'health', `${where} does not run the health command`)
-  const values = parseArgs({ args: command.slice(entry.length + 1) as string[], options: HEALTH_OPTIONS, strict: true, allowPositionals: false }).values as { ready?: boolean, port?: string }
+  const { entrypoint } = image()
+  const nodeAndCli = [entrypoint[0], entrypoint.at(-1)]
+  assert.deepEqual(command.slice(0, 2), nodeAndCli, `${where} does not run the image's node and CLI (${nodeAndCli.join(' ')})`)
+  assert.equal(command[2], 'health', `${where} does not run the health command`)
+  const values = parseArgs({ args: command.slice(3) as string[], options: HEALTH_OPTIONS, strict: true, allowPositionals: false }).values as { ready?: boolean, port?: string }
   if (values.port !== undefined) assert.match(values.port, /^\d{1,5}$/, `${where}: --port must be a number`)
   return values
 }
@@ -207,10 +213,12 @@ describe('docker/Dockerfile', () => {
 
   it('runs node on the CLI file directly, with no shell', () => {
     const { entrypoint, cmd, final, workdir } = image()
-    assert.equal(entrypoint.length, 2)
-    const [node = '', script = ''] = entrypoint
+    const [node = '', ...rest] = entrypoint
+    const script = rest.pop()
     assert.match(node, /^\/.*\/node$/, 'the entrypoint is the node binary, by absolute path')
     assert.equal(script, posix.join(workdir, 'dist/cli.js'))
+    // Between them, only node's own options (each one node also accepts in NODE_OPTIONS).
+    for (const flag of rest) assert.ok(process.allowedNodeEnvironmentFlags.has(flag.split('=')[0] ?? ''), `${flag} is not a node option`)
     for (const word of [...entrypoint, ...cmd]) assert.doesNotMatch(word, /(^|\/)(sh|bash|ash)$|^-c$/, 'no shell in the entrypoint')
     assert.deepEqual(cmd, ['serve'])
     assert.ok(!final.instructions.some((i) => i.keyword === 'RUN'), 'the runtime stage has no shell, so it can have no RUN')
@@ -280,6 +288,49 @@ describe('docker/Dockerfile', () => {
     assert.ok(build !== undefined, 'a stage runs npm run build')
     const copied = build.instructions.filter((i) => i.keyword === 'COPY').flatMap((i) => parseCopy(i.args).sources)
     for (const file of needed) assert.ok(copied.includes(file) || copied.includes('scripts') || copied.includes('scripts/'), `the build stage does not COPY ${file}`)
+  })
+})
+
+// ---------------------------------------------------------------------------------------------
+// The agent's node flags: set once, in the image's ENTRYPOINT, and run by every way of starting it.
+
+describe('the agent\'s node flags', () => {
+  const flags = (): string[] => image().entrypoint.slice(1, -1)
+  const HEAP_FLAG = /--max-(semi|old)-space-size/
+
+  it('bound both generations of the heap, in the image\'s ENTRYPOINT', () => {
+    assert.ok(flags().some((f) => /^--max-semi-space-size=\d+$/.test(f)), 'no --max-semi-space-size')
+    assert.ok(flags().some((f) => /^--max-old-space-size=\d+$/.test(f)), 'no --max-old-space-size')
+  })
+
+  it('are those npm start runs the agent with', () => {
+    const start = (JSON.parse(read('package.json')) as { scripts: Record<string, string | undefined> }).scripts.start ?? ''
+    const words = start.trim().split(/\s+/)
+    const cli = words.indexOf('dist/cli.js')
+    assert.equal(words[0], 'node', 'npm start does not run node')
+    assert.ok(cli > 0, 'npm start does not run dist/cli.js')
+    assert.deepEqual(words.slice(1, cli), flags(), 'npm start and the image run the agent with different node flags')
+  })
+
+  it('are those the bench starts the agent with (bench/lib/node-flags.ts reads them from the Dockerfile)', () => {
+    assert.deepEqual(shippedNodeFlags(), flags())
+  })
+
+  it('are not replaced by the deployment examples: each runs the image\'s entrypoint and sets no heap flag', () => {
+    const task = JSON.parse(read('docker/ecs/task-definition.json')) as { containerDefinitions: Array<{ image: string, entryPoint?: unknown, environment?: Array<{ name: string, value: string }> }> }
+    const ecs = task.containerDefinitions.find((c) => c.image.includes('/secrets-agent:'))
+    const compose = Object.values((parseYaml(read('docker/compose.yaml')) as { services: Record<string, ComposeService & { entrypoint?: unknown }> }).services).find((s) => s.build?.dockerfile === 'docker/Dockerfile')
+    const pod = (k8sObjects('docker/kubernetes/deployment.yaml').find((o) => o.kind === 'Deployment') as Deployment).spec.template.spec
+    const k8s = (pod.initContainers ?? []).find((c) => c.image.includes('/secrets-agent:'))
+    const deployments: Array<[string, unknown, Record<string, string>]> = [
+      ['the ECS task definition', ecs?.entryPoint, Object.fromEntries((ecs?.environment ?? []).map((e) => [e.name, e.value]))],
+      ['docker/compose.yaml', compose?.entrypoint, compose?.environment ?? {}],
+      ['the Kubernetes deployment', k8s?.command, Object.fromEntries((k8s?.env ?? []).map((e) => [e.name, e.value ?? '']))]
+    ]
+    for (const [where, entrypoint, env] of deployments) {
+      assert.equal(entrypoint, undefined, `${where} replaces the image's entrypoint`)
+      assert.doesNotMatch(env.NODE_OPTIONS ?? '', HEAP_FLAG, `${where} sets a heap flag in NODE_OPTIONS, which the entrypoint's own flags override`)
+    }
   })
 })
 
