@@ -298,9 +298,19 @@ describe('the agent\'s node flags', () => {
   const flags = (): string[] => image().entrypoint.slice(1, -1)
   const HEAP_FLAG = /--max-(semi|old)-space-size/
 
-  it('bound both generations of the heap, in the image\'s ENTRYPOINT', () => {
-    assert.ok(flags().some((f) => /^--max-semi-space-size=\d+$/.test(f)), 'no --max-semi-space-size')
-    assert.ok(flags().some((f) => /^--max-old-space-size=\d+$/.test(f)), 'no --max-old-space-size')
+  it('cap the old generation, below the example containers\' memory limits with room for the cache', () => {
+    const cap = Number(/^--max-old-space-size=(\d+)$/.exec(flags().find((f) => f.startsWith('--max-old-space-size=')) ?? '')?.[1])
+    assert.ok(cap > 0, 'no --max-old-space-size in the ENTRYPOINT')
+    const task = JSON.parse(read('docker/ecs/task-definition.json')) as { containerDefinitions: Array<{ image: string, memory?: number }> }
+    const pod = (k8sObjects('docker/kubernetes/deployment.yaml').find((o) => o.kind === 'Deployment') as Deployment).spec.template.spec
+    const k8s = [...(pod.initContainers ?? []), ...pod.containers].find((c) => c.image.includes('/secrets-agent:'))
+    const mebibytes = (quantity: string | undefined): number => quantity?.endsWith('Mi') === true ? Number(quantity.slice(0, -2)) : quantity?.endsWith('Gi') === true ? 1024 * Number(quantity.slice(0, -2)) : NaN
+    const limits: Array<[string, number]> = [
+      ['the ECS agent container', task.containerDefinitions.find((c) => c.image.includes('/secrets-agent:'))?.memory ?? NaN],
+      ['the Kubernetes agent container', mebibytes(k8s?.resources?.limits?.memory)]
+    ]
+    // The cached bytes (64 MiB by default) live outside the heap, beside node's own ~50 MB.
+    for (const [where, limit] of limits) assert.ok(cap + 64 + 50 <= limit, `${where}: limit ${limit} MiB leaves no room for a ${cap} MB heap, the cache and node`)
   })
 
   it('are those npm start runs the agent with', () => {
