@@ -8,16 +8,16 @@ import { errorBody } from './schemas.js'
 const OVER_LIMIT = Symbol('secrets-agent.overLimit')
 type CountedSocket = Socket & { [OVER_LIMIT]?: boolean }
 
-/**
- * Counts open connections; one accepted beyond `max` is marked, and its requests are answered
- * 429 and the connection closed. Answering (rather than dropping, as `server.maxConnections`
- * does) tells a client to back off instead of retrying at once.
- */
 /** Whether `socket` was accepted past the connection cap (its requests are answered 429). */
 export function isOverLimit (socket: Socket | null | undefined): boolean {
   return (socket as CountedSocket | null | undefined)?.[OVER_LIMIT] === true
 }
 
+/**
+ * Counts open connections; one accepted beyond `max` is marked, and its requests are answered
+ * 429 and the connection closed. Answering (rather than dropping, as `server.maxConnections`
+ * does) tells a client to back off instead of retrying at once.
+ */
 export function limitConnections (app: FastifyInstance, max: number): (request: FastifyRequest, reply: FastifyReply, done: (error?: Error) => void) => void {
   let open = 0
   app.server.on('connection', (socket: CountedSocket) => {
