@@ -20,7 +20,7 @@ import { parameterRoutes } from './routes/parameters.js'
 import { secretRoutes } from './routes/secrets.js'
 import { errorBody } from './schemas.js'
 import { VERSION } from '../version.js'
-import { accessLog } from '../logger.js'
+import { accessLog, type AccessLog } from '../logger.js'
 
 export interface AppOptions {
   provider: Provider
@@ -118,22 +118,12 @@ export function buildApp (options: AppOptions): FastifyInstance {
   app.addHook('onRequest', limitConnections(app, options.maxConnections ?? 800))
   app.addHook('onRequest', checkRequestSize)
   const metrics = options.metrics
-  // Route pattern, status, latency, cache outcome: written without pino's generic pass (logger.ts).
-  const access = accessLog(options.logger)
+  const answered = requestRecorder(options.logger, metrics)
   app.addHook('onRequest', tokenCheck(options.token, options.tokenHeaders, () => metrics?.authFailures.inc()))
   app.addHook('onResponse', (request, reply, done) => {
-    // Route patterns, never URLs: a URL holds the id.
-    const route = request.routeOptions.url ?? 'unmatched'
-    const status = reply.statusCode
-    const ms = reply.elapsedTime
-    if (metrics !== undefined) {
-      const statusLabel = String(status)
-      metrics.httpRequests.inc({ route, method: request.method, status: statusLabel })
-      metrics.httpDuration.observe({ route, status: statusLabel }, ms / 1000)
-    }
-    // The access log: route, status, latency, cache outcome.
     const cache = reply.getHeader('x-cache')
-    access({ method: request.method, route, status, ms: Math.round(ms * 100) / 100, ...(typeof cache === 'string' ? { cache } : {}) })
+    // Route patterns, never URLs: a URL holds the id.
+    answered({ method: request.method, route: request.routeOptions.url ?? 'unmatched', status: reply.statusCode, ms: reply.elapsedTime, ...(typeof cache === 'string' ? { cache } : {}) })
     done()
   })
 
@@ -163,7 +153,7 @@ export function buildApp (options: AppOptions): FastifyInstance {
 
   const allow = options.allow ?? new AllowList()
   if (options.fastPath !== false) {
-    const answerHit = fastPath({ reads, token: options.token, tokenHeaders: options.tokenHeaders, allow, access, ...(metrics === undefined ? {} : { metrics }) })
+    const answerHit = fastPath({ reads, token: options.token, tokenHeaders: options.tokenHeaders, allow, answered })
     // Once closing, fastify answers everything: it tells each client `Connection: close`, so that
     // kept-alive connections end and the close can finish.
     let closing = false
@@ -193,6 +183,23 @@ const OPENAPI_INFO = {
     }
   },
   security: [{ token: [] }, { vaultToken: [] }] as Array<Record<string, string[]>>
+}
+
+/**
+ * What every answered request leaves behind, whichever path answered it: its count and latency
+ * in the metrics, and its access line (route, status, latency, cache outcome), written without
+ * pino's generic pass (logger.ts).
+ */
+function requestRecorder (logger: Logger, metrics: Metrics | undefined): AccessLog {
+  const access = accessLog(logger)
+  return (fields) => {
+    if (metrics !== undefined) {
+      const status = String(fields.status)
+      metrics.httpRequests.inc({ route: fields.route, method: fields.method, status })
+      metrics.httpDuration.observe({ route: fields.route, status }, fields.ms / 1000)
+    }
+    access({ ...fields, ms: Math.round(fields.ms * 100) / 100 })
+  }
 }
 
 /**

@@ -11,11 +11,6 @@ export function pathOf (url: string): string {
   return q === -1 ? url : url.slice(0, q)
 }
 
-/**
- * The onRequest check (before any body is read): a valid token in one of the configured headers,
- * and no sign of having come through a proxy. A request that fails never learns which routes
- * exist: it gets 401 whatever its path.
- */
 /** Whether one of the header `names` (lower case) carries the token. */
 export function hasValidToken (token: Token, names: readonly string[], headers: IncomingHttpHeaders): boolean {
   for (const name of names) {
@@ -25,6 +20,16 @@ export function hasValidToken (token: Token, names: readonly string[], headers: 
   return false
 }
 
+/** Whether a request shows signs of having come through a proxy (`X-Forwarded-For`, `Forwarded`). */
+export function isForwarded (headers: IncomingHttpHeaders): boolean {
+  return headers['x-forwarded-for'] !== undefined || headers.forwarded !== undefined
+}
+
+/**
+ * The onRequest check (before any body is read): a valid token in one of the configured headers,
+ * and no sign of having come through a proxy. A request that fails never learns which routes
+ * exist: it gets 401 whatever its path.
+ */
 export function tokenCheck (token: Token, headers: readonly string[], onFailure: () => void = () => {}) {
   const names = headers.map((h) => h.toLowerCase())
   const shown = headers[0] ?? 'X-Aws-Parameters-Secrets-Token'
@@ -35,7 +40,7 @@ export function tokenCheck (token: Token, headers: readonly string[], onFailure:
       return done(new Errors.Unauthorized(shown))
     }
     // SSRF through a proxy on the same host: such requests are not the app's own.
-    if (request.headers['x-forwarded-for'] !== undefined || request.headers.forwarded !== undefined) {
+    if (isForwarded(request.headers)) {
       return done(new Errors.ForwardedRequest())
     }
     done()

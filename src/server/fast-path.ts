@@ -2,10 +2,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { parse as parseQuery } from 'fast-querystring'
 import type { CacheResult } from '../cache/secret-cache.js'
 import type { AccessLog } from '../logger.js'
-import type { Metrics } from '../metrics.js'
 import type { Token } from '../token.js'
 import type { AllowList } from './allow.js'
-import { hasValidToken } from './auth.js'
+import { hasValidToken, isForwarded } from './auth.js'
 import { headerBytes, isOverLimit } from './connection-limits.js'
 import { JSON_TYPE, MAX_HEADER_BYTES } from './limits.js'
 import type { Reads } from './reads.js'
@@ -16,9 +15,8 @@ export interface FastPathOptions {
   /** Header names that may carry the token. */
   tokenHeaders: readonly string[]
   allow: AllowList
-  metrics?: Metrics
-  /** Where access lines go: the same writer, with the same fields, as fastify's requests. */
-  access: AccessLog
+  /** Counts and logs an answered request: the same recorder fastify's requests go through. */
+  answered: AccessLog
 }
 
 /** The one request shape answered here: the Lambda extension's and the Agent's secret read. */
@@ -47,13 +45,13 @@ const PLAIN_ID = /^[A-Za-z0-9/_+=.@:-]{1,2048}$/
  * fastify's alone. test/integration/fast-path.test.ts holds the two paths to the same answers.
  */
 export function fastPath (options: FastPathOptions): (request: IncomingMessage, response: ServerResponse) => boolean {
-  const { reads, token, allow, metrics, access } = options
+  const { reads, token, allow, answered } = options
   const names = options.tokenHeaders.map((h) => h.toLowerCase())
   const freshHit = (request: IncomingMessage): CacheResult<null> | undefined => {
     const url = request.url
     if (request.method !== 'GET' || url === undefined || url.length > MAX_URL || !url.startsWith(PREFIX)) return undefined
     const headers = request.headers
-    if (headers['x-forwarded-for'] !== undefined || headers.forwarded !== undefined) return undefined
+    if (isForwarded(headers)) return undefined
     if (isOverLimit(request.socket) || headerBytes(request.rawHeaders) > MAX_HEADER_BYTES) return undefined
     if (!hasValidToken(token, names, headers)) return undefined
     const secretId = onlySecretId(url.slice(PREFIX.length))
@@ -81,12 +79,7 @@ export function fastPath (options: FastPathOptions): (request: IncomingMessage, 
       'content-length': String(body.length)
     })
     response.end(body)
-    const ms = performance.now() - start
-    if (metrics !== undefined) {
-      metrics.httpRequests.inc({ route: ROUTE, method: 'GET', status: '200' })
-      metrics.httpDuration.observe({ route: ROUTE, status: '200' }, ms / 1000)
-    }
-    access({ method: 'GET', route: ROUTE, status: 200, ms: Math.round(ms * 100) / 100, cache: 'HIT' })
+    answered({ method: 'GET', route: ROUTE, status: 200, ms: performance.now() - start, cache: 'HIT' })
     return true
   }
 }
