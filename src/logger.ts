@@ -117,6 +117,9 @@ export interface AccessFields {
 
 export type AccessLog = (fields: AccessFields) => void
 
+/** The access line of one fixed set of fields, written with the latency (ms) of each request. */
+export type AccessLine = (ms: number) => void
+
 interface PinoInternals {
   [key: symbol]: unknown
 }
@@ -129,6 +132,36 @@ interface PinoInternals {
  * (test/unit/logger.test.ts checks the two give the same lines).
  */
 export function accessLog (logger: Logger): AccessLog {
+  const write = lineWriter(logger)
+  if (write === null) return (fields) => { logger.info(fields, 'request') }
+  return (fields) => { write(lineHead(fields), fields.ms, lineTail(fields)) }
+}
+
+/**
+ * accessLog for requests that all have the same fields but the latency (the fast path's hit):
+ * the line around the latency is built once.
+ */
+export function accessLine (logger: Logger, fields: Omit<AccessFields, 'ms'>): AccessLine {
+  const write = lineWriter(logger)
+  if (write === null) {
+    const { method, route, status, cache } = fields
+    return (ms) => { logger.info({ method, route, status, ms, ...(cache === undefined ? {} : { cache }) }, 'request') }
+  }
+  const head = lineHead(fields)
+  const tail = lineTail(fields)
+  return (ms) => { write(head, ms, tail) }
+}
+
+// The fields in the order logger.info writes them: method, route, status, ms, cache.
+const lineHead = (fields: Omit<AccessFields, 'ms'>): string =>
+  ',"method":' + JSON.stringify(fields.method) + ',"route":' + JSON.stringify(fields.route) + ',"status":' + String(fields.status) + ',"ms":'
+const lineTail = (fields: Omit<AccessFields, 'ms'>): string =>
+  (fields.cache === undefined ? '' : ',"cache":' + JSON.stringify(fields.cache)) + ',"msg":"request"}\n'
+
+type LineWriter = (head: string, ms: number, tail: string) => void
+
+/** Writes `head ms tail` after the logger's level, time and bindings; null for a logger whose lines it cannot copy. */
+function lineWriter (logger: Logger): LineWriter | null {
   const internals = logger as unknown as PinoInternals
   const { lsCacheSym, timeSym, chindingsSym, streamSym, messageKeySym, endSym, needsMetadataGsym, mixinSym, formattersSym } = pino.symbols
   const levels = internals[lsCacheSym] as Record<number, string> | undefined
@@ -138,16 +171,11 @@ export function accessLog (logger: Logger): AccessLog {
     internals[messageKeySym] === 'msg' && internals[endSym] === '}\n' && internals[mixinSym] === undefined &&
     (internals[formattersSym] as { log?: unknown } | undefined)?.log === undefined &&
     stream !== undefined && typeof stream.write === 'function' && stream[needsMetadataGsym] !== true
-  if (!reproducible) return (fields) => { logger.info(fields, 'request') }
+  if (!reproducible) return null
   const timeOf = time as () => string
-  return (fields) => {
+  return (head, ms, tail) => {
     if (!logger.isLevelEnabled('info')) return
     // Bindings are read per line: a child made later (or a rebinding) shows, as with pino.
-    const bindings = internals[chindingsSym] as string
-    stream.write('{"level":30' + timeOf() + bindings +
-      ',"method":' + JSON.stringify(fields.method) + ',"route":' + JSON.stringify(fields.route) +
-      ',"status":' + String(fields.status) + ',"ms":' + (Number.isFinite(fields.ms) ? String(fields.ms) : 'null') +
-      (fields.cache === undefined ? '' : ',"cache":' + JSON.stringify(fields.cache)) +
-      ',"msg":"request"}\n')
+    stream.write('{"level":30' + timeOf() + (internals[chindingsSym] as string) + head + (Number.isFinite(ms) ? String(ms) : 'null') + tail)
   }
 }

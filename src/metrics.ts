@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Metric, type MetricValueWithName } from 'prom-client'
 import type { CacheEvent, SecretCache } from './cache/secret-cache.js'
 import { ProviderError } from './providers/errors.js'
 import type { Provider } from './providers/types.js'
@@ -10,8 +10,6 @@ import type { Provider } from './providers/types.js'
  */
 export class Metrics {
   readonly registry = new Registry()
-  readonly httpRequests: Counter<'route' | 'method' | 'status'>
-  readonly httpDuration: Histogram<'route' | 'status'>
   readonly cacheHits: Counter
   readonly cacheMisses: Counter
   readonly cacheStale: Counter
@@ -23,22 +21,38 @@ export class Metrics {
   readonly authFailures: Counter
   #cache: SecretCache | undefined
   #cacheNow: () => number = () => performance.now()
+  /** HTTP request counts and latencies by label set, as plain numbers (see RequestSeries). */
+  readonly #requests = new Map<string, RequestSeries>()
+  /** Cache hits not yet added to cacheHits: folded in at scrape time. */
+  #pendingHits = 0
 
   constructor (version: string, options: { processMetrics?: boolean } = {}) {
     const registers = [this.registry]
     if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry })
     new Gauge({ name: 'secrets_agent_build_info', help: 'The running version: always 1.', labelNames: ['version', 'node'], registers }).set({ version, node: process.version }, 1)
 
-    this.httpRequests = new Counter({ name: 'secrets_agent_http_requests_total', help: 'HTTP requests answered, by route pattern, method and status.', labelNames: ['route', 'method', 'status'], registers })
-    // A cache hit takes tens of microseconds; a miss takes an AWS round trip.
-    this.httpDuration = new Histogram({
+    this.registry.registerMetric(scraped({
+      name: 'secrets_agent_http_requests_total',
+      help: 'HTTP requests answered, by route pattern, method and status.',
+      type: 'counter',
+      values: () => [...this.#requests.values()].filter((r) => r.count > 0).map((r) => ({ labels: { route: r.route, method: r.method, status: r.status }, value: r.count }))
+    }))
+    this.registry.registerMetric(scraped({
       name: 'secrets_agent_http_request_duration_seconds',
       help: 'Time from request to response, by route pattern and status.',
-      labelNames: ['route', 'status'],
-      buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-      registers
+      type: 'histogram',
+      values: () => histogramValues('secrets_agent_http_request_duration_seconds', this.#requests.values())
+    }))
+    this.cacheHits = new Counter({
+      name: 'secrets_agent_cache_hits_total',
+      help: 'Reads answered from a fresh cached value.',
+      registers,
+      collect: () => {
+        if (this.#pendingHits === 0) return
+        this.cacheHits.inc(this.#pendingHits)
+        this.#pendingHits = 0
+      }
     })
-    this.cacheHits = new Counter({ name: 'secrets_agent_cache_hits_total', help: 'Reads answered from a fresh cached value.', registers })
     this.cacheMisses = new Counter({ name: 'secrets_agent_cache_misses_total', help: 'Reads that waited for upstream.', registers })
     this.cacheStale = new Counter({ name: 'secrets_agent_cache_stale_total', help: 'Reads answered with a value past its TTL because upstream was failing.', registers })
     this.cacheEvictions = new Counter({ name: 'secrets_agent_cache_evictions_total', help: 'Entries evicted to stay within cache_size or cache_max_bytes.', registers })
@@ -66,6 +80,21 @@ export class Metrics {
     new Gauge({ name: 'secrets_agent_oldest_value_age_seconds', help: 'Age of the oldest value the cache holds (0 when empty).', registers, collect () { this.set(oldestAge()) } })
   }
 
+  /**
+   * The count and latency series of one label set, for `observe(seconds)` once per answered
+   * request. Callers on a hot path keep the series; the set of label sets is bounded (route
+   * patterns, methods Node's parser accepts, status codes).
+   */
+  requests (route: string, method: string, status: number): RequestSeries {
+    const key = route + ' ' + method + ' ' + String(status)
+    let series = this.#requests.get(key)
+    if (series === undefined) {
+      series = new RequestSeries(route, method, String(status))
+      this.#requests.set(key, series)
+    }
+    return series
+  }
+
   /** The gauges read this cache at scrape time; `now` must be the cache's clock. */
   watchCache (cache: SecretCache, now: () => number = () => performance.now()): void {
     this.#cache = cache
@@ -75,7 +104,7 @@ export class Metrics {
   /** For the cache's `onEvent` option. */
   readonly onCacheEvent = (event: CacheEvent): void => {
     switch (event.type) {
-      case 'hit': this.cacheHits.inc(); break
+      case 'hit': this.#pendingHits++; break
       case 'miss': this.cacheMisses.inc(); break
       case 'stale': this.cacheStale.inc(); break
       case 'evict': this.cacheEvictions.inc(); break
@@ -93,6 +122,82 @@ export class Metrics {
   get contentType (): string {
     return this.registry.contentType
   }
+}
+
+/** Bounds of the request latency histogram (s): a cache hit takes tens of microseconds; a miss takes an AWS round trip. */
+const REQUEST_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+
+/**
+ * The requests answered for one label set: their count, and their latencies as a histogram, kept
+ * as plain numbers and read by the registry at scrape time. prom-client's own `inc()` and
+ * `observe()` hash and check the labels on every call, which on a cache hit cost about as much
+ * as the rest of the answer.
+ */
+export class RequestSeries {
+  count = 0
+  sum = 0
+  /** Observations per bucket of REQUEST_BUCKETS, not cumulative; the last one is past every bound. */
+  readonly buckets = new Float64Array(REQUEST_BUCKETS.length + 1)
+
+  constructor (readonly route: string, readonly method: string, readonly status: string) {}
+
+  observe (seconds: number): void {
+    let i = 0
+    while (i < REQUEST_BUCKETS.length && seconds > (REQUEST_BUCKETS[i] ?? Infinity)) i++
+    this.buckets[i] = (this.buckets[i] ?? 0) + 1
+    this.count++
+    this.sum += seconds
+  }
+}
+
+type Sample = MetricValueWithName<string>
+
+/** The samples of a histogram by route and status (methods summed), as prom-client lays out its own. */
+function histogramValues (name: string, all: Iterable<RequestSeries>): Sample[] {
+  const groups = new Map<string, { route: string, status: string, buckets: Float64Array, sum: number, count: number }>()
+  for (const series of all) {
+    // A series made ahead (the fast path's) shows from its first request on, as prom-client's do.
+    if (series.count === 0) continue
+    const key = series.route + ' ' + series.status
+    let group = groups.get(key)
+    if (group === undefined) {
+      group = { route: series.route, status: series.status, buckets: new Float64Array(series.buckets.length), sum: 0, count: 0 }
+      groups.set(key, group)
+    }
+    for (let i = 0; i < series.buckets.length; i++) group.buckets[i] = (group.buckets[i] ?? 0) + (series.buckets[i] ?? 0)
+    group.sum += series.sum
+    group.count += series.count
+  }
+  const samples: Sample[] = []
+  for (const { route, status, buckets, sum, count } of groups.values()) {
+    let below = 0
+    REQUEST_BUCKETS.forEach((bound, i) => {
+      below += buckets[i] ?? 0
+      samples.push({ metricName: `${name}_bucket`, labels: { le: bound, route, status }, value: below })
+    })
+    samples.push({ metricName: `${name}_bucket`, labels: { le: '+Inf', route, status }, value: count })
+    samples.push({ metricName: `${name}_sum`, labels: { route, status }, value: sum })
+    samples.push({ metricName: `${name}_count`, labels: { route, status }, value: count })
+  }
+  return samples
+}
+
+/**
+ * A metric whose samples are computed when scraped. The registry reads every metric through
+ * `get()` (and `reset()` on resetMetrics), so this is all prom-client needs of one. Its typings
+ * name only its own classes (and give `type` as a numeric enum, where it is a string at run
+ * time), hence the cast.
+ */
+function scraped (options: { name: string, help: string, type: 'counter' | 'histogram', values: () => Sample[] }): Metric {
+  const metric = {
+    name: options.name,
+    help: options.help,
+    type: options.type,
+    aggregator: 'sum' as const,
+    get: async () => ({ name: options.name, help: options.help, type: options.type, aggregator: 'sum', values: options.values() }),
+    reset: () => {}
+  }
+  return metric as unknown as Metric
 }
 
 const OPERATIONS: Record<string, [service: string, operation: string]> = {

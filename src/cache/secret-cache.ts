@@ -86,6 +86,10 @@ interface FetchContext {
   ttlMs: number
 }
 
+// Made once: a hit should allocate no more than its answer.
+const HIT_EVENT: CacheEvent = { type: 'hit' }
+const PEEK = { allowStale: true } as const
+
 /** Bytes an entry costs beyond its body: the key, the value object, bookkeeping. */
 const ENTRY_OVERHEAD = 256
 const REFRESH_NOW_MIN_INTERVAL_MS = 1000
@@ -145,7 +149,7 @@ export class SecretCache {
     const wantsRefresh = options.refreshNow === true && (entry === undefined || now - entry.fetchedAt >= REFRESH_NOW_MIN_INTERVAL_MS)
     if (entry !== undefined && !wantsRefresh) {
       if (entry.notFound !== undefined) {
-        if (now - entry.fetchedAt < entry.ttlMs) { this.#emit({ type: 'hit' }); throw entry.notFound }
+        if (now - entry.fetchedAt < entry.ttlMs) { this.#emit(HIT_EVENT); throw entry.notFound }
       } else if (now - entry.fetchedAt < entry.ttlMs) {
         return this.#hit(key, entry, load, options.ttlMs, now)
       } else if (entry.failures > 0) {
@@ -191,7 +195,7 @@ export class SecretCache {
     const now = this.#now()
     const entry = this.#peek(key, now)
     if (entry === undefined || entry.notFound !== undefined || now - entry.fetchedAt >= entry.ttlMs) return undefined
-    this.#emit({ type: 'hit' })
+    this.#emit(HIT_EVENT)
     return this.#result(entry, 'HIT', now)
   }
 
@@ -217,7 +221,7 @@ export class SecretCache {
 
   #peek (key: string, now: number): CacheEntry<unknown> | undefined {
     // allowStale returns the value being refreshed; past its hard end of life it is not ours to serve.
-    const entry = this.#lru.get(key, { allowStale: true })
+    const entry = this.#lru.get(key, PEEK)
     if (entry === undefined) return undefined
     const hardEnd = entry.fetchedAt + entry.ttlMs + (entry.notFound !== undefined ? 0 : this.#options.maxStaleMs)
     return now < hardEnd ? entry : undefined
@@ -225,7 +229,7 @@ export class SecretCache {
 
   #hit<V> (key: string, entry: CacheEntry<unknown>, load: Loader<V>, ttlMs: number, now: number): CacheResult<V> {
     if (now >= entry.refreshAt && now >= entry.retryAt) this.#refreshInBackground(key, load, ttlMs)
-    this.#emit({ type: 'hit' })
+    this.#emit(HIT_EVENT)
     return this.#result(entry, 'HIT', now)
   }
 

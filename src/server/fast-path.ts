@@ -1,13 +1,14 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { parse as parseQuery } from 'fast-querystring'
 import type { CacheResult } from '../cache/secret-cache.js'
-import type { AccessLog } from '../logger.js'
+import type { GetSecretInput } from '../providers/types.js'
 import type { Token } from '../token.js'
 import type { AllowList } from './allow.js'
 import { hasValidToken, isForwarded } from './auth.js'
 import { headerBytes, isOverLimit } from './connection-limits.js'
 import { JSON_TYPE, MAX_HEADER_BYTES } from './limits.js'
 import type { Reads } from './reads.js'
+import type { RequestRecorder } from './app.js'
 
 export interface FastPathOptions {
   reads: Reads
@@ -15,8 +16,8 @@ export interface FastPathOptions {
   /** Header names that may carry the token. */
   tokenHeaders: readonly string[]
   allow: AllowList
-  /** Counts and logs an answered request: the same recorder fastify's requests go through. */
-  answered: AccessLog
+  /** Counts and logs answered requests: the same recorder fastify's requests go through. */
+  recorder: Pick<RequestRecorder, 'fixed'>
 }
 
 /** The one request shape answered here: the Lambda extension's and the Agent's secret read. */
@@ -30,6 +31,15 @@ const MAX_URL = 8192
  * whose checks and error answers stay the only ones.
  */
 const PLAIN_ID = /^[A-Za-z0-9/_+=.@:-]{1,2048}$/
+/** URLs whose reading is remembered (see `readOf`), and the longest one remembered. */
+const MEMO_SIZE = 1024
+const MEMO_URL = 1024
+
+/** The read a URL asks for: the input and its cache key. */
+interface Read {
+  input: GetSecretInput
+  key: string
+}
 
 /**
  * Answers fresh cache hits of `GET /secretsmanager/get?secretId=ID` before fastify sees them:
@@ -45,8 +55,24 @@ const PLAIN_ID = /^[A-Za-z0-9/_+=.@:-]{1,2048}$/
  * fastify's alone. test/integration/fast-path.test.ts holds the two paths to the same answers.
  */
 export function fastPath (options: FastPathOptions): (request: IncomingMessage, response: ServerResponse) => boolean {
-  const { reads, token, allow, answered } = options
+  const { reads, token, allow } = options
+  const answered = options.recorder.fixed({ method: 'GET', route: ROUTE, status: 200, cache: 'HIT' })
   const names = options.tokenHeaders.map((h) => h.toLowerCase())
+  // What the URLs seen lately ask for, or null for one left to fastify: parsing and checking a
+  // URL costs more than the lookup it leads to, and a URL's answer never changes (the parser and
+  // the allow-list are fixed). Bounded in count and length; emptied when full.
+  const memo = new Map<string, Read | null>()
+  const readOf = (url: string): Read | null => {
+    let read = memo.get(url)
+    if (read !== undefined) return read
+    const secretId = onlySecretId(url.slice(PREFIX.length))
+    read = secretId === undefined || !allow.allows('secrets', secretId) ? null : { input: { secretId }, key: reads.secretKey({ secretId }) }
+    if (url.length <= MEMO_URL) {
+      if (memo.size >= MEMO_SIZE) memo.clear()
+      memo.set(url, read)
+    }
+    return read
+  }
   const freshHit = (request: IncomingMessage): CacheResult<null> | undefined => {
     const url = request.url
     if (request.method !== 'GET' || url === undefined || url.length > MAX_URL || !url.startsWith(PREFIX)) return undefined
@@ -54,9 +80,8 @@ export function fastPath (options: FastPathOptions): (request: IncomingMessage, 
     if (isForwarded(headers)) return undefined
     if (isOverLimit(request.socket) || headerBytes(request.rawHeaders) > MAX_HEADER_BYTES) return undefined
     if (!hasValidToken(token, names, headers)) return undefined
-    const secretId = onlySecretId(url.slice(PREFIX.length))
-    if (secretId === undefined || !allow.allows('secrets', secretId)) return undefined
-    return reads.secretHit({ secretId })
+    const read = readOf(url)
+    return read === null ? undefined : reads.secretHit(read.input, read.key)
   }
 
   return function answerFreshHit (request, response) {
@@ -79,7 +104,7 @@ export function fastPath (options: FastPathOptions): (request: IncomingMessage, 
       'content-length': String(body.length)
     })
     response.end(body)
-    answered({ method: 'GET', route: ROUTE, status: 200, ms: performance.now() - start, cache: 'HIT' })
+    answered(performance.now() - start)
     return true
   }
 }

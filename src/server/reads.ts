@@ -30,9 +30,17 @@ export class Reads {
     return this.cache.get(cacheKey('secret', input.secretId, input), this.#secretLoader(input), { ttlMs: this.ttls.secretsMs, refreshNow })
   }
 
-  /** `secret(input)` when it is a fresh hit, answered without waiting; undefined otherwise. */
-  secretHit (input: GetSecretInput): CacheResult<null> | undefined {
-    return this.cache.hit(cacheKey('secret', input.secretId, input), this.#secretLoader(input), { ttlMs: this.ttls.secretsMs })
+  /** The cache key of `secret(input)`. */
+  secretKey (input: GetSecretInput): string {
+    return cacheKey('secret', input.secretId, input)
+  }
+
+  /**
+   * `secret(input)` when it is a fresh hit, answered without waiting; undefined otherwise. `key`
+   * is `secretKey(input)`, for a caller that keeps it.
+   */
+  secretHit (input: GetSecretInput, key = this.secretKey(input)): CacheResult<null> | undefined {
+    return this.cache.hit(key, this.#secretLoader(input), { ttlMs: this.ttls.secretsMs })
   }
 
   #secretLoader (input: GetSecretInput): Loader<null> {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
 import { describe, it } from 'node:test'
 import { pino } from 'pino'
-import { accessLog, createLogger, type AccessFields } from '../../src/logger.js'
+import { accessLine, accessLog, createLogger, type AccessFields } from '../../src/logger.js'
 
 /** A logger as the agent makes it, writing its lines into an array. */
 function capture (level: 'info' | 'warn' = 'info'): { lines: string[], logger: ReturnType<typeof createLogger> } {
@@ -55,6 +55,40 @@ describe('accessLog', () => {
     assert.equal(line.message, 'request')
     assert.equal(line.extra, 1)
     assert.equal(line.route, '/secretsmanager/get')
+  })
+})
+
+describe('accessLine', () => {
+  it('writes, byte for byte, the line logger.info writes for its fields and each latency', () => {
+    const { lines, logger } = capture()
+    for (const { ms, ...fields } of SAMPLES) {
+      const line = accessLine(logger, fields)
+      for (const latency of [ms, 0.01, 1234.5, Number.NaN]) {
+        line(latency)
+        // The fields in the order the agent records them, latency before the cache outcome.
+        logger.info({ method: fields.method, route: fields.route, status: fields.status, ms: latency, ...(fields.cache === undefined ? {} : { cache: fields.cache }) }, 'request')
+      }
+    }
+    assert.equal(lines.length, SAMPLES.length * 8)
+    for (let i = 0; i < lines.length; i += 2) assert.equal(untimed(lines[i]), untimed(lines[i + 1]))
+  })
+
+  it('follows the level, and goes through logger.info for a logger it does not copy', () => {
+    const { lines, logger } = capture('warn')
+    const line = accessLine(logger, { method: 'GET', route: '/secretsmanager/get', status: 200, cache: 'HIT' })
+    line(0.05)
+    assert.equal(lines.length, 0)
+    logger.level = 'info'
+    line(0.05)
+    assert.equal(lines.length, 1)
+
+    const other: string[] = []
+    const custom = pino({ messageKey: 'message' }, { write: (l: string) => { other.push(l) } })
+    accessLine(custom, { method: 'GET', route: '/v1/*', status: 200, cache: 'MISS' })(2.5)
+    const parsed = JSON.parse(other[0] ?? '') as Record<string, unknown>
+    assert.equal(parsed.message, 'request')
+    assert.deepEqual(Object.keys(parsed).slice(-6), ['method', 'route', 'status', 'ms', 'cache', 'message'])
+    assert.equal(parsed.ms, 2.5)
   })
 })
 
