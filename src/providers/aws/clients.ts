@@ -1,6 +1,4 @@
-import { KMSClient } from '@aws-sdk/client-kms'
 import { SecretsManagerClient, type SecretsManagerClientConfig } from '@aws-sdk/client-secrets-manager'
-import { SSMClient } from '@aws-sdk/client-ssm'
 import { STSClient } from '@aws-sdk/client-sts'
 import type { NodeHttpHandler } from '@smithy/node-http-handler'
 import { createHttpHandler, type TransportOptions } from './http-handler.js'
@@ -25,7 +23,7 @@ export interface ClientSettings {
 }
 
 /** The config every client constructor takes alike (the SDK types each service's apart). */
-interface CommonClientConfig {
+export interface CommonClientConfig {
   region?: string
   profile?: string
   endpoint?: string
@@ -37,7 +35,7 @@ interface CommonClientConfig {
 }
 
 /** The client config for one region, with a request handler (and so a socket pool) of its own. */
-function clientConfig (settings: ClientSettings, region: string | undefined): CommonClientConfig {
+export function clientConfig (settings: ClientSettings, region: string | undefined): CommonClientConfig {
   return {
     ...(region === undefined ? {} : { region }),
     ...(settings.profile === undefined ? {} : { profile: settings.profile }),
@@ -50,14 +48,10 @@ function clientConfig (settings: ClientSettings, region: string | undefined): Co
   }
 }
 
+// The SSM and KMS clients are made in ssm.ts and kms.ts, which the provider loads when first
+// used: their SDK packages are most of the SDK code the agent would otherwise load at start.
 export const makeSecretsManager = (settings: ClientSettings) => (region: string | undefined): SecretsManagerClient =>
   new SecretsManagerClient(clientConfig(settings, region))
-
-export const makeSsm = (settings: ClientSettings) => (region: string | undefined): SSMClient =>
-  new SSMClient(clientConfig(settings, region))
-
-export const makeKms = (settings: ClientSettings) => (region: string | undefined): KMSClient =>
-  new KMSClient(clientConfig(settings, region))
 
 export const makeSts = (settings: ClientSettings) => (region: string | undefined): STSClient =>
   new STSClient(clientConfig(settings, region))

@@ -1,12 +1,17 @@
-import { DecryptCommand, EncryptCommand, GenerateDataKeyCommand, type KMSClient } from '@aws-sdk/client-kms'
+import { DecryptCommand, EncryptCommand, GenerateDataKeyCommand, KMSClient } from '@aws-sdk/client-kms'
 import type {
   CallOptions, DecryptInput, DecryptResult, EncryptInput, EncryptResult, GenerateDataKeyInput,
   GenerateDataKeyResult
 } from '../types.js'
 import { regionOfArn } from './arn.js'
 import { callAws } from './call.js'
-import type { RegionalClients } from './clients.js'
+import { clientConfig, RegionalClients, type ClientSettings } from './clients.js'
 import { malformedAnswer } from './errors.js'
+
+/** The KMS clients, one per region, made on first use. */
+export function kmsClients (settings: ClientSettings): RegionalClients<KMSClient> {
+  return new RegionalClients((region) => new KMSClient(clientConfig(settings, region)), settings.region)
+}
 
 /** KMS: Encrypt, Decrypt and GenerateDataKey, with symmetric keys. */
 export class KmsOperations {

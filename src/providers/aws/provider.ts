@@ -1,7 +1,5 @@
 import { defaultProvider } from '@aws-sdk/credential-provider-node'
-import type { KMSClient } from '@aws-sdk/client-kms'
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager'
-import type { SSMClient } from '@aws-sdk/client-ssm'
 import type { STSClient } from '@aws-sdk/client-sts'
 import type { KeyringNode } from '@aws-crypto/client-node'
 import type {
@@ -9,16 +7,49 @@ import type {
   GenerateDataKeyInput, GenerateDataKeyResult, GetParameterInput, GetParametersByPathInput,
   GetSecretInput, Parameter, Provider, SecretValue
 } from '../types.js'
-import {
-  makeKms, makeSecretsManager, makeSsm, makeSts, RegionalClients, type ClientSettings
-} from './clients.js'
+import { makeSecretsManager, makeSts, RegionalClients, type ClientSettings } from './clients.js'
 import { checkCredentials } from './credentials-check.js'
 import { readCaBundle } from './http-handler.js'
 import { sdkLogger } from './sdk-logger.js'
-import { KmsOperations } from './kms.js'
+import type { KmsOperations } from './kms.js'
 import type { AwsProviderOptions } from './options.js'
 import { SecretsManagerReader } from './secrets-manager.js'
-import { ParameterStoreReader } from './ssm.js'
+import type { ParameterStoreReader } from './ssm.js'
+
+/** What a part loaded on first use holds: the part, and the clients to destroy on close. */
+interface Loaded<T> {
+  part: T
+  clients: { destroy (): void }
+}
+
+/**
+ * A part of the provider whose module is imported when it is first used, once (again after a
+ * failed import). Parameter Store and KMS are: their SDK packages are most of the SDK code the
+ * agent would otherwise load and keep at start (SSM alone is ~450 KB of bundled source and
+ * ~2 MB of heap), and many agents only ever read secrets.
+ */
+export class OnFirstUse<T> {
+  readonly #load: () => Promise<Loaded<T>>
+  #loading: Promise<Loaded<T>> | undefined
+
+  constructor (load: () => Promise<Loaded<T>>) {
+    this.#load = load
+  }
+
+  async get (): Promise<T> {
+    this.#loading ??= this.#load().catch((error: unknown) => {
+      this.#loading = undefined
+      throw error
+    })
+    return (await this.#loading).part
+  }
+
+  /** Destroys the part's clients, when it was loaded. */
+  async destroy (): Promise<void> {
+    const loaded = await this.#loading?.catch(() => undefined)
+    loaded?.clients.destroy()
+  }
+}
 
 /**
  * Answers from AWS through the SDK v3. It keeps no cache and no state beyond its clients (one per
@@ -28,12 +59,10 @@ export class AwsProvider implements Provider {
   readonly kind = 'aws'
   readonly #options: AwsProviderOptions
   readonly #secretsManager: RegionalClients<SecretsManagerClient>
-  readonly #ssm: RegionalClients<SSMClient>
-  readonly #kms: RegionalClients<KMSClient>
   readonly #sts: RegionalClients<STSClient>
   readonly #secrets: SecretsManagerReader
-  readonly #parameters: ParameterStoreReader
-  readonly #kmsOperations: KmsOperations
+  readonly #parameters: OnFirstUse<ParameterStoreReader>
+  readonly #kmsOperations: OnFirstUse<KmsOperations>
   readonly #closing = new AbortController()
 
   constructor (options: AwsProviderOptions) {
@@ -57,12 +86,18 @@ export class AwsProvider implements Provider {
       transport: { maxSockets: options.maxConnections, ca: readCaBundle(env), logger: options.logger }
     }
     this.#secretsManager = new RegionalClients(makeSecretsManager(settings), region)
-    this.#ssm = new RegionalClients(makeSsm(settings), region)
-    this.#kms = new RegionalClients(makeKms(settings), region)
     this.#sts = new RegionalClients(makeSts(settings), region)
     this.#secrets = new SecretsManagerReader(this.#secretsManager, options.secretsManagerTimeoutMillis)
-    this.#parameters = new ParameterStoreReader(this.#ssm, options.ssmParameterStoreTimeoutMillis)
-    this.#kmsOperations = new KmsOperations(this.#kms, options.kmsTimeoutMillis)
+    this.#parameters = new OnFirstUse(async () => {
+      const { ParameterStoreReader, ssmClients } = await import('./ssm.js')
+      const clients = ssmClients(settings)
+      return { part: new ParameterStoreReader(clients, options.ssmParameterStoreTimeoutMillis), clients }
+    })
+    this.#kmsOperations = new OnFirstUse(async () => {
+      const { KmsOperations, kmsClients } = await import('./kms.js')
+      const clients = kmsClients(settings)
+      return { part: new KmsOperations(clients, options.kmsTimeoutMillis), clients }
+    })
   }
 
   async getSecret (input: GetSecretInput, options?: CallOptions): Promise<SecretValue> {
@@ -74,23 +109,23 @@ export class AwsProvider implements Provider {
   }
 
   async getParameter (input: GetParameterInput, options?: CallOptions): Promise<Parameter> {
-    return this.#parameters.getParameter(input, options)
+    return (await this.#parameters.get()).getParameter(input, options)
   }
 
   async getParametersByPath (input: GetParametersByPathInput, options?: CallOptions): Promise<Parameter[]> {
-    return this.#parameters.getParametersByPath(input, options)
+    return (await this.#parameters.get()).getParametersByPath(input, options)
   }
 
   async encrypt (input: EncryptInput, options?: CallOptions): Promise<EncryptResult> {
-    return this.#kmsOperations.encrypt(input, options)
+    return (await this.#kmsOperations.get()).encrypt(input, options)
   }
 
   async decrypt (input: DecryptInput, options?: CallOptions): Promise<DecryptResult> {
-    return this.#kmsOperations.decrypt(input, options)
+    return (await this.#kmsOperations.get()).decrypt(input, options)
   }
 
   async generateDataKey (input: GenerateDataKeyInput, options?: CallOptions): Promise<GenerateDataKeyResult> {
-    return this.#kmsOperations.generateDataKey(input, options)
+    return (await this.#kmsOperations.get()).generateDataKey(input, options)
   }
 
   /**
@@ -100,7 +135,7 @@ export class AwsProvider implements Provider {
   async envelopeKeyring (keyId: string): Promise<KeyringNode> {
     // The Encryption SDK is loaded when first needed, not at start.
     const { kmsEnvelopeKeyring } = await import('./keyring.js')
-    return kmsEnvelopeKeyring(this.#kmsOperations, keyId)
+    return kmsEnvelopeKeyring(await this.#kmsOperations.get(), keyId)
   }
 
   /**
@@ -125,6 +160,7 @@ export class AwsProvider implements Provider {
 
   async close (): Promise<void> {
     this.#closing.abort()
-    for (const clients of [this.#secretsManager, this.#ssm, this.#kms, this.#sts]) clients.destroy()
+    for (const clients of [this.#secretsManager, this.#sts]) clients.destroy()
+    await Promise.all([this.#parameters.destroy(), this.#kmsOperations.destroy()])
   }
 }

@@ -1,16 +1,21 @@
 import {
-  GetParameterCommand, GetParametersByPathCommand, type Parameter as SsmParameter, type SSMClient
+  GetParameterCommand, GetParametersByPathCommand, SSMClient, type Parameter as SsmParameter
 } from '@aws-sdk/client-ssm'
 import { InvalidRequestError } from '../errors.js'
 import type { CallOptions, GetParameterInput, GetParametersByPathInput, Parameter, ParameterType } from '../types.js'
 import { regionOfParameterName } from './arn.js'
 import { callAws } from './call.js'
-import type { RegionalClients } from './clients.js'
+import { clientConfig, RegionalClients, type ClientSettings } from './clients.js'
 import { malformedAnswer } from './errors.js'
 
 /** GetParametersByPath's largest page. */
 const PAGE_SIZE = 10
 const TYPES: ReadonlySet<string> = new Set<ParameterType>(['String', 'StringList', 'SecureString'])
+
+/** The SSM clients, one per region, made on first use. */
+export function ssmClients (settings: ClientSettings): RegionalClients<SSMClient> {
+  return new RegionalClients((region) => new SSMClient(clientConfig(settings, region)), settings.region)
+}
 
 /** Parameter Store: GetParameter and GetParametersByPath, mapped to the provider's types. */
 export class ParameterStoreReader {

@@ -1,0 +1,61 @@
+/**
+ * What the built agent (dist/, `npm run build`) loads at start: parts used only by some requests
+ * are chunks of their own, imported on first use, so an agent that never uses them never holds
+ * their code (start-up time and memory, docs/bench/findings.md).
+ */
+import assert from 'node:assert/strict'
+import { existsSync, readFileSync, readdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { before, describe, it } from 'node:test'
+import { fileURLToPath } from 'node:url'
+
+const DIST = fileURLToPath(new URL('../../dist/', import.meta.url))
+
+/** The chunks `entries` import statically, themselves included: what loading them loads. */
+function loadedWith (entries: string[]): Set<string> {
+  const loaded = new Set<string>()
+  const pending = [...entries]
+  for (let file = pending.pop(); file !== undefined; file = pending.pop()) {
+    if (loaded.has(file)) continue
+    loaded.add(file)
+    const source = readFileSync(join(DIST, file), 'utf8')
+    // esbuild's static imports: `import { a } from "./chunk-X.js";` and `import "./chunk-X.js";`.
+    for (const match of source.matchAll(/^import\s+(?:[^;]*?\s+from\s+)?"\.\/([^"]+\.js)";/gm)) pending.push(match[1] ?? '')
+  }
+  return loaded
+}
+
+/** The packages and source files bundled into `files`, from esbuild's `// path` comments. */
+function contents (files: Set<string>): string[] {
+  const found = new Set<string>()
+  for (const file of files) {
+    for (const match of readFileSync(join(DIST, file), 'utf8').matchAll(/^\/\/ ((?:node_modules\/(?:@[^/]+\/)?[^/]+)|src\/[^\s]+)/gm)) found.add(match[1] ?? '')
+  }
+  return [...found]
+}
+
+/** The chunk that holds a source file. */
+function chunkOf (source: string): string {
+  const chunk = readdirSync(DIST).filter((f) => f.endsWith('.js')).find((f) => readFileSync(join(DIST, f), 'utf8').includes(`\n// ${source}\n`))
+  assert.ok(chunk !== undefined, `no chunk of dist/ holds ${source}`)
+  return chunk
+}
+
+describe('the built agent', () => {
+  before(() => { assert.ok(existsSync(join(DIST, 'cli.js')), 'dist/ is not built: run npm run build (npm test does it first)') })
+
+  it('loads no AWS SDK, Encryption SDK or pretty printer at start on the local store (the default)', () => {
+    // The CLI imports the agent when it serves, and the agent its provider.
+    const atStart = contents(loadedWith(['cli.js', chunkOf('src/agent.ts'), chunkOf('src/providers/local/provider.ts')]))
+    assert.ok(atStart.includes('node_modules/fastify'), 'the reading of the bundle finds what it holds')
+    for (const name of atStart) assert.doesNotMatch(name, /^node_modules\/(@aws-sdk|@smithy|@aws-crypto|pino-pretty)\b/)
+  })
+
+  it('loads Secrets Manager on the aws provider, and Parameter Store, KMS and the Encryption SDK only when first used', () => {
+    const atStart = contents(loadedWith(['cli.js', chunkOf('src/agent.ts'), chunkOf('src/providers/aws/provider.ts')]))
+    assert.ok(atStart.includes('node_modules/@aws-sdk/client-secrets-manager'))
+    for (const name of ['node_modules/@aws-sdk/client-ssm', 'node_modules/@aws-sdk/client-kms', 'node_modules/@aws-crypto/client-node', 'node_modules/pino-pretty', 'src/providers/aws/ssm.ts', 'src/providers/aws/kms.ts']) {
+      assert.ok(!atStart.includes(name), `${name} is loaded at start`)
+    }
+  })
+})
