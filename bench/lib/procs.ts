@@ -4,7 +4,8 @@
  * to different cores with `taskset` where the machine has more than one.
  */
 import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { createServer } from 'node:net'
 import { availableParallelism } from 'node:os'
 
@@ -123,4 +124,43 @@ export const sleep = async (ms: number): Promise<void> => { await new Promise((r
 export function pinSelf (cpu: number): void {
   if (!PINNING) return
   spawnSync('taskset', ['-a', '-cp', String(cpu), String(process.pid)], { stdio: 'ignore' })
+}
+
+/** A memory cgroup a child can be started in (`wrap` its argv), removed when the bench exits. */
+export interface MemoryCgroup {
+  limitBytes: number
+  wrap (argv: readonly string[]): string[]
+}
+
+/**
+ * A memory cgroup limited to `limitBytes`, to run a server as it runs in a container with that
+ * memory limit: Node sizes its heap, the young generation above all, from the limit it finds
+ * (libuv's constrained memory), not from the host's memory. Needs a writable cgroup hierarchy (v1
+ * memory controller, or v2 with the memory controller), which root usually has; otherwise the
+ * reason it cannot.
+ */
+export function memoryCgroup (name: string, limitBytes: number): MemoryCgroup | { reason: string } {
+  const v1 = '/sys/fs/cgroup/memory'
+  const v2 = '/sys/fs/cgroup'
+  let dir: string
+  let limitFile: string
+  if (existsSync(join(v1, 'memory.limit_in_bytes'))) {
+    dir = join(v1, name)
+    limitFile = 'memory.limit_in_bytes'
+  } else if (existsSync(join(v2, 'cgroup.controllers')) && readFileSync(join(v2, 'cgroup.subtree_control'), 'utf8').split(/\s+/).includes('memory')) {
+    dir = join(v2, name)
+    limitFile = 'memory.max'
+  } else {
+    return { reason: 'no cgroup memory controller to use here' }
+  }
+  try {
+    mkdirSync(dir, { recursive: true })
+    writeFileSync(join(dir, limitFile), String(limitBytes))
+  } catch (error) {
+    return { reason: `cannot make a memory cgroup (${(error as Error).message}); run as root` }
+  }
+  // Removable once its processes are gone: the exit hook kills them first.
+  onExit(() => { try { rmdirSync(dir) } catch { /* still busy or gone */ } })
+  // The shell joins the cgroup, then becomes the server: the child's pid is the server's.
+  return { limitBytes, wrap: (argv) => ['sh', '-c', 'echo $$ > "$0/cgroup.procs" && exec "$@"', dir, ...argv] }
 }

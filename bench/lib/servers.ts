@@ -8,7 +8,7 @@ import { closeSync, openSync } from 'node:fs'
 import { join } from 'node:path'
 import { until200 } from './http.js'
 import { shippedNodeFlags } from './node-flags.js'
-import { freePort, pinned, spawnTracked, stopChild } from './procs.js'
+import { freePort, pinned, spawnTracked, stopChild, type MemoryCgroup } from './procs.js'
 
 export const TOKEN_HEADER = 'X-Aws-Parameters-Secrets-Token'
 
@@ -44,6 +44,8 @@ export interface AgentStart {
   waitPath?: string
   /** Node flags beyond the agent's own (agentNodeFlags()), e.g. --cpu-prof. */
   nodeArgs?: string[]
+  /** A memory cgroup to run in (procs.ts memoryCgroup): as in a container with a memory limit. */
+  cgroup?: MemoryCgroup
 }
 
 /**
@@ -110,7 +112,8 @@ export async function startAgentProcess (options: AgentStart): Promise<ServerPro
     AWS_TOKEN: options.token,
     ...options.env
   }
-  const { child, spawnedAt } = spawnServer('agent', [process.execPath, ...args], env, options.cpu, logFile)
+  const argv = [process.execPath, ...args]
+  const { child, spawnedAt } = spawnServer('agent', options.cgroup === undefined ? argv : options.cgroup.wrap(argv), env, options.cpu, logFile)
   return started('agent', child, spawnedAt, port, options.waitPath ?? '/ping', { [TOKEN_HEADER]: options.token }, metricsPort === null ? null : `http://127.0.0.1:${metricsPort}/metrics`, logFile)
 }
 
