@@ -1,0 +1,142 @@
+/**
+ * Same-run A/B of agent builds or settings on the cache-hit path: each candidate and a bare
+ * node:http server (the bench's baseline) are started once, pinned to the server core, then
+ * driven by wrk in turns, round by round. It prints, per candidate, the median of same-round
+ * throughput ratios to node:http, and its median CPU time per request (utime + stime from /proc,
+ * which the machine's steal time does not inflate).
+ *
+ * Usage:
+ *   node --import tsx bench/compare.ts --agent NAME=CLI [--agent NAME=CLI ...]
+ *     [--flags NAME='--node --flags'] [--log-level NAME=warn] [--memory-limit NAME=MiB]
+ *     [--rounds 6] [--duration 4] [--connections 32]
+ *
+ * CLI is a built cli.js: `node scripts/build.mjs --outdir DIR/agent` with package.json copied to
+ * DIR (src/version.ts reads it from there). One build can run under several names with other
+ * flags or log levels. Candidates run with the image's node flags unless --flags says otherwise.
+ */
+import { randomBytes } from 'node:crypto'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { parseArgs } from 'node:util'
+import { build } from './lib/build.js'
+import { get } from './lib/http.js'
+import { ensureWrk, wrk } from './lib/load.js'
+import { LOADGEN_CPU, PINNING, SERVER_CPU, memoryCgroup, onExit, pinSelf } from './lib/procs.js'
+import { TOKEN_HEADER, agentNodeFlags, startAgentProcess, startBaseline, type ServerProcess } from './lib/servers.js'
+import { median, round } from './lib/stats.js'
+
+const { values } = parseArgs({
+  options: {
+    agent: { type: 'string', multiple: true, default: [] },
+    flags: { type: 'string', multiple: true, default: [] },
+    'log-level': { type: 'string', multiple: true, default: [] },
+    'memory-limit': { type: 'string', multiple: true, default: [] },
+    rounds: { type: 'string', default: '6' },
+    duration: { type: 'string', default: '4' },
+    connections: { type: 'string', default: '32' }
+  }
+})
+
+/** `NAME=VALUE` options, by name. */
+function byName (list: string[], what: string): Map<string, string> {
+  const out = new Map<string, string>()
+  for (const item of list) {
+    const at = item.indexOf('=')
+    if (at <= 0) throw new Error(`--${what} takes NAME=VALUE, not ${JSON.stringify(item)}`)
+    out.set(item.slice(0, at), item.slice(at + 1))
+  }
+  return out
+}
+
+const agents = byName(values.agent, 'agent')
+if (agents.size === 0) throw new Error('name at least one candidate: --agent NAME=path/to/cli.js')
+const flags = byName(values.flags, 'flags')
+const levels = byName(values['log-level'], 'log-level')
+const limits = byName(values['memory-limit'], 'memory-limit')
+for (const name of [...flags.keys(), ...levels.keys(), ...limits.keys()]) {
+  if (!agents.has(name)) throw new Error(`no --agent named ${name}`)
+}
+const rounds = Number(values.rounds)
+const durationS = Number(values.duration)
+const connections = Number(values.connections)
+
+const log = (line: string): void => { process.stdout.write(line + '\n') }
+pinSelf(LOADGEN_CPU)
+const hasWrk = await ensureWrk(log)
+if (!hasWrk.ok) throw new Error(hasWrk.reason)
+const built = await build(log)
+const dir = mkdtempSync(join(tmpdir(), 'sa-compare-'))
+onExit(() => { rmSync(dir, { recursive: true, force: true }) })
+const token = randomBytes(32).toString('base64url')
+const headers = { [TOKEN_HEADER]: token }
+const SECRET_ID = 'bench/db'
+const PATH = `/secretsmanager/get?secretId=${encodeURIComponent(SECRET_ID)}`
+const store = join(dir, 'store.json')
+writeFileSync(store, JSON.stringify({ secrets: { [SECRET_ID]: JSON.stringify({ username: 'app', password: randomBytes(18).toString('base64url'), host: 'db.internal.example', port: 5432, dbname: 'orders' }) } }))
+const cpu = PINNING ? SERVER_CPU : null
+
+/** CPU time (user + system) of a process so far, in ms. */
+function cpuMs (pid: number): number {
+  const fields = (readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1] ?? '').split(' ')
+  return (Number(fields[11]) + Number(fields[12])) * 10
+}
+
+const servers: Array<{ name: string, server: ServerProcess }> = []
+let responseFile: string | undefined
+for (const [name, cli] of agents) {
+  const limit = limits.get(name)
+  const cgroup = limit === undefined ? undefined : memoryCgroup(`secrets-agent-compare-${process.pid}-${name}`, Number(limit) * 1024 * 1024)
+  if (cgroup !== undefined && 'reason' in cgroup) throw new Error(`${name}: ${cgroup.reason}`)
+  const given = flags.get(name)
+  if (given !== undefined) process.env.BENCH_AGENT_NODE_FLAGS = given
+  else delete process.env.BENCH_AGENT_NODE_FLAGS
+  const server = await startAgentProcess({
+    cli: resolve(cli), dir, token, provider: 'local', store, cpu, waitPath: PATH, logLevel: levels.get(name) ?? 'info',
+    logFile: join(dir, `${name}.log`), ...(cgroup === undefined ? {} : { cgroup })
+  })
+  log(`${name}: ${cli}, node ${agentNodeFlags().join(' ') || '(no flags)'}, log level ${levels.get(name) ?? 'info'}${limit === undefined ? '' : `, ${limit} MiB cgroup`}`)
+  const answer = await get(server.base + PATH, headers)
+  if (answer.status !== 200) throw new Error(`${name} answered ${answer.status}`)
+  if (responseFile === undefined) {
+    responseFile = join(dir, 'response.json')
+    const captured: Record<string, string> = {}
+    for (const header of ['content-type', 'cache-control', 'x-cache', 'age']) {
+      const value = (answer.headers as Record<string, unknown>)[header]
+      if (typeof value === 'string') captured[header] = value
+    }
+    writeFileSync(responseFile, JSON.stringify({ headers: captured, bodyBase64: answer.body.toString('base64') }))
+  }
+  servers.push({ name, server })
+}
+delete process.env.BENCH_AGENT_NODE_FLAGS
+const http = await startBaseline({ name: 'node-http', script: built.bareHttp, dir, token, responseFile: responseFile ?? '', cpu, waitPath: PATH })
+servers.push({ name: 'node:http', server: http })
+
+for (const { server } of servers) await wrk(server.base + PATH, headers, { connections, durationS: 2 })
+const ratios = new Map<string, number[]>(servers.map(({ name }) => [name, []]))
+const cpuPerRequest = new Map<string, number[]>(servers.map(({ name }) => [name, []]))
+for (let r = 0; r < rounds; r++) {
+  const order = [...servers.slice(r % servers.length), ...servers.slice(0, r % servers.length)]
+  const rps = new Map<string, number>()
+  for (const { name, server } of order) {
+    const before = cpuMs(server.pid)
+    const result = await wrk(server.base + PATH, headers, { connections, durationS })
+    if (result.non2xx > 0 || result.socketErrors > 0) throw new Error(`${name}: ${result.non2xx} non-2xx answers, ${result.socketErrors} socket errors`)
+    cpuPerRequest.get(name)?.push((cpuMs(server.pid) - before) * 1000 / result.requests)
+    rps.set(name, result.rps)
+  }
+  const base = rps.get('node:http') ?? NaN
+  for (const { name } of servers) ratios.get(name)?.push((rps.get(name) ?? NaN) / base)
+  log(`round ${r + 1}/${rounds}: ${servers.map(({ name }) => `${name} ${Math.round(rps.get(name) ?? 0)}`).join(', ')} req/s`)
+}
+
+const baseCpu = median(cpuPerRequest.get('node:http') ?? [])
+log('\n| server | throughput ÷ node:http (median of rounds) | CPU µs per request | node:http\'s ÷ its |')
+log('|---|---|---|---|')
+for (const { name } of servers) {
+  const cpuUs = median(cpuPerRequest.get(name) ?? [])
+  log(`| ${name} | ${round(median(ratios.get(name) ?? []))}× | ${round(cpuUs, 1)} | ${round(baseCpu / cpuUs)}× |`)
+}
+for (const { server } of servers) await server.stop()
+process.exit(0)
