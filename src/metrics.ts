@@ -35,13 +35,16 @@ export class Metrics {
       name: 'secrets_agent_http_requests_total',
       help: 'HTTP requests answered, by route pattern, method and status.',
       type: 'counter',
-      values: () => [...this.#requests.values()].filter((r) => r.count > 0).map((r) => ({ labels: { route: r.route, method: r.method, status: r.status }, value: r.count }))
+      values: () => [...this.#requests.values()].filter((r) => r.count > 0).map((r) => ({ labels: { route: r.route, method: r.method, status: r.status }, value: r.count })),
+      reset: () => { for (const series of this.#requests.values()) series.reset() }
     }))
     this.registry.registerMetric(scraped({
       name: 'secrets_agent_http_request_duration_seconds',
       help: 'Time from request to response, by route pattern and status.',
       type: 'histogram',
-      values: () => histogramValues('secrets_agent_http_request_duration_seconds', this.#requests.values())
+      values: () => histogramValues('secrets_agent_http_request_duration_seconds', this.#requests.values()),
+      // The series are shared with the counter above, which resets them.
+      reset: () => {}
     }))
     this.cacheHits = new Counter({
       name: 'secrets_agent_cache_hits_total',
@@ -86,7 +89,7 @@ export class Metrics {
    * patterns, methods Node's parser accepts, status codes).
    */
   requests (route: string, method: string, status: number): RequestSeries {
-    const key = route + ' ' + method + ' ' + String(status)
+    const key = route + '\u0000' + method + '\u0000' + String(status)
     let series = this.#requests.get(key)
     if (series === undefined) {
       series = new RequestSeries(route, method, String(status))
@@ -141,6 +144,13 @@ export class RequestSeries {
 
   constructor (readonly route: string, readonly method: string, readonly status: string) {}
 
+  /** Back to no requests (the registry's resetMetrics()); holders of the series keep it. */
+  reset (): void {
+    this.count = 0
+    this.sum = 0
+    this.buckets.fill(0)
+  }
+
   observe (seconds: number): void {
     let i = 0
     while (i < REQUEST_BUCKETS.length && seconds > (REQUEST_BUCKETS[i] ?? Infinity)) i++
@@ -158,7 +168,7 @@ function histogramValues (name: string, all: Iterable<RequestSeries>): Sample[] 
   for (const series of all) {
     // A series made ahead (the fast path's) shows from its first request on, as prom-client's do.
     if (series.count === 0) continue
-    const key = series.route + ' ' + series.status
+    const key = series.route + '\u0000' + series.status
     let group = groups.get(key)
     if (group === undefined) {
       group = { route: series.route, status: series.status, buckets: new Float64Array(series.buckets.length), sum: 0, count: 0 }
@@ -188,14 +198,14 @@ function histogramValues (name: string, all: Iterable<RequestSeries>): Sample[] 
  * name only its own classes (and give `type` as a numeric enum, where it is a string at run
  * time), hence the cast.
  */
-function scraped (options: { name: string, help: string, type: 'counter' | 'histogram', values: () => Sample[] }): Metric {
+function scraped (options: { name: string, help: string, type: 'counter' | 'histogram', values: () => Sample[], reset: () => void }): Metric {
   const metric = {
     name: options.name,
     help: options.help,
     type: options.type,
     aggregator: 'sum' as const,
     get: async () => ({ name: options.name, help: options.help, type: options.type, aggregator: 'sum', values: options.values() }),
-    reset: () => {}
+    reset: options.reset
   }
   return metric as unknown as Metric
 }

@@ -69,6 +69,20 @@ describe('request metrics', () => {
     assert.equal(metrics.requests('/secretsmanager/get', 'GET', 200), series, 'one series per label set')
   })
 
+  it('start again from nothing on the registry\'s resetMetrics(), also for a series kept ahead', async () => {
+    const metrics = new Metrics('test', { processMetrics: false })
+    const series = metrics.requests('/secretsmanager/get', 'GET', 200)
+    series.observe(0.0002)
+    metrics.registry.resetMetrics()
+    const samples = async (): Promise<string[]> => [...linesOf(await metrics.text(), REQUESTS), ...linesOf(await metrics.text(), DURATION)].filter((l) => !l.startsWith('#'))
+    assert.deepEqual(await samples(), [])
+    series.observe(0.3)
+    const expected = reference()
+    expected.observe('/secretsmanager/get', 'GET', 200, 0.3)
+    const want = await expected.registry.metrics()
+    assert.deepEqual(await samples(), [...linesOf(want, REQUESTS), ...linesOf(want, DURATION)].filter((l) => !l.startsWith('#')))
+  })
+
   it('count cache hits at scrape time, and keep counting after it', async () => {
     const metrics = new Metrics('test', { processMetrics: false })
     const hits = async (): Promise<string[]> => linesOf(await metrics.text(), 'secrets_agent_cache_hits_total').filter((l) => !l.startsWith('#'))
