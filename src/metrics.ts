@@ -10,7 +10,6 @@ import type { Provider } from './providers/types.js'
  */
 export class Metrics {
   readonly registry = new Registry()
-  readonly cacheHits: Counter
   readonly cacheMisses: Counter
   readonly cacheStale: Counter
   readonly cacheEvictions: Counter
@@ -21,10 +20,12 @@ export class Metrics {
   readonly authFailures: Counter
   #cache: SecretCache | undefined
   #cacheNow: () => number = () => performance.now()
-  /** HTTP request counts and latencies by label set, as plain numbers (see RequestSeries). */
+  /** HTTP request counts by route, method and status, as plain numbers (see RequestSeries). */
   readonly #requests = new Map<string, RequestSeries>()
-  /** Cache hits not yet added to cacheHits: folded in at scrape time. */
-  #pendingHits = 0
+  /** Their latencies by route and status, the histogram's label set. */
+  readonly #latencies = new Map<string, Latencies>()
+  /** Reads answered from the cache, counted as a number and read at scrape time. */
+  #cacheHits = 0
 
   constructor (version: string, options: { processMetrics?: boolean } = {}) {
     const registers = [this.registry]
@@ -36,26 +37,22 @@ export class Metrics {
       help: 'HTTP requests answered, by route pattern, method and status.',
       type: 'counter',
       values: () => [...this.#requests.values()].filter((r) => r.count > 0).map((r) => ({ labels: { route: r.route, method: r.method, status: r.status }, value: r.count })),
-      reset: () => { for (const series of this.#requests.values()) series.reset() }
+      reset: () => { for (const series of this.#requests.values()) series.count = 0 }
     }))
     this.registry.registerMetric(scraped({
       name: 'secrets_agent_http_request_duration_seconds',
       help: 'Time from request to response, by route pattern and status.',
       type: 'histogram',
-      values: () => histogramValues('secrets_agent_http_request_duration_seconds', this.#requests.values()),
-      // The series are shared with the counter above, which resets them.
-      reset: () => {}
+      values: () => histogramValues('secrets_agent_http_request_duration_seconds', this.#latencies.values()),
+      reset: () => { for (const latencies of this.#latencies.values()) latencies.reset() }
     }))
-    this.cacheHits = new Counter({
+    this.registry.registerMetric(scraped({
       name: 'secrets_agent_cache_hits_total',
       help: 'Reads answered from a fresh cached value.',
-      registers,
-      collect: () => {
-        if (this.#pendingHits === 0) return
-        this.cacheHits.inc(this.#pendingHits)
-        this.#pendingHits = 0
-      }
-    })
+      type: 'counter',
+      values: () => [{ labels: {}, value: this.#cacheHits }],
+      reset: () => { this.#cacheHits = 0 }
+    }))
     this.cacheMisses = new Counter({ name: 'secrets_agent_cache_misses_total', help: 'Reads that waited for upstream.', registers })
     this.cacheStale = new Counter({ name: 'secrets_agent_cache_stale_total', help: 'Reads answered with a value past its TTL because upstream was failing.', registers })
     this.cacheEvictions = new Counter({ name: 'secrets_agent_cache_evictions_total', help: 'Entries evicted to stay within cache_size or cache_max_bytes.', registers })
@@ -92,7 +89,13 @@ export class Metrics {
     const key = route + '\u0000' + method + '\u0000' + String(status)
     let series = this.#requests.get(key)
     if (series === undefined) {
-      series = new RequestSeries(route, method, String(status))
+      const latencyKey = route + '\u0000' + String(status)
+      let latencies = this.#latencies.get(latencyKey)
+      if (latencies === undefined) {
+        latencies = new Latencies(route, String(status))
+        this.#latencies.set(latencyKey, latencies)
+      }
+      series = new RequestSeries(route, method, String(status), latencies)
       this.#requests.set(key, series)
     }
     return series
@@ -107,7 +110,7 @@ export class Metrics {
   /** For the cache's `onEvent` option. */
   readonly onCacheEvent = (event: CacheEvent): void => {
     switch (event.type) {
-      case 'hit': this.#pendingHits++; break
+      case 'hit': this.#cacheHits++; break
       case 'miss': this.cacheMisses.inc(); break
       case 'stale': this.cacheStale.inc(); break
       case 'evict': this.cacheEvictions.inc(); break
@@ -131,25 +134,33 @@ export class Metrics {
 const REQUEST_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 
 /**
- * The requests answered for one label set: their count, and their latencies as a histogram, kept
- * as plain numbers and read by the registry at scrape time. prom-client's own `inc()` and
- * `observe()` hash and check the labels on every call, which on a cache hit cost about as much
- * as the rest of the answer.
+ * The requests answered for one label set (route, method, status), kept as plain numbers and read
+ * by the registry at scrape time: prom-client's own `inc()` and `observe()` hash and check the
+ * labels on every call, which on a cache hit cost about as much as the rest of the answer.
  */
 export class RequestSeries {
+  count = 0
+
+  constructor (readonly route: string, readonly method: string, readonly status: string, private readonly latencies: Latencies) {}
+
+  observe (seconds: number): void {
+    this.count++
+    this.latencies.observe(seconds)
+  }
+}
+
+/**
+ * The latency histogram of one route and status, shared by the series of every method: one sum
+ * added to in arrival order, as prom-client's own histogram adds (floating-point sums depend on
+ * the order).
+ */
+class Latencies {
   count = 0
   sum = 0
   /** Observations per bucket of REQUEST_BUCKETS, not cumulative; the last one is past every bound. */
   readonly buckets = new Float64Array(REQUEST_BUCKETS.length + 1)
 
-  constructor (readonly route: string, readonly method: string, readonly status: string) {}
-
-  /** Back to no requests (the registry's resetMetrics()); holders of the series keep it. */
-  reset (): void {
-    this.count = 0
-    this.sum = 0
-    this.buckets.fill(0)
-  }
+  constructor (readonly route: string, readonly status: string) {}
 
   observe (seconds: number): void {
     let i = 0
@@ -158,28 +169,23 @@ export class RequestSeries {
     this.count++
     this.sum += seconds
   }
+
+  /** Back to no requests (the registry's resetMetrics()); the series holding it keep it. */
+  reset (): void {
+    this.count = 0
+    this.sum = 0
+    this.buckets.fill(0)
+  }
 }
 
 type Sample = MetricValueWithName<string>
 
-/** The samples of a histogram by route and status (methods summed), as prom-client lays out its own. */
-function histogramValues (name: string, all: Iterable<RequestSeries>): Sample[] {
-  const groups = new Map<string, { route: string, status: string, buckets: Float64Array, sum: number, count: number }>()
-  for (const series of all) {
-    // A series made ahead (the fast path's) shows from its first request on, as prom-client's do.
-    if (series.count === 0) continue
-    const key = series.route + '\u0000' + series.status
-    let group = groups.get(key)
-    if (group === undefined) {
-      group = { route: series.route, status: series.status, buckets: new Float64Array(series.buckets.length), sum: 0, count: 0 }
-      groups.set(key, group)
-    }
-    for (let i = 0; i < series.buckets.length; i++) group.buckets[i] = (group.buckets[i] ?? 0) + (series.buckets[i] ?? 0)
-    group.sum += series.sum
-    group.count += series.count
-  }
+/** A histogram's samples, as prom-client lays out its own; label sets with no requests yet are left out. */
+function histogramValues (name: string, all: Iterable<Latencies>): Sample[] {
   const samples: Sample[] = []
-  for (const { route, status, buckets, sum, count } of groups.values()) {
+  for (const { route, status, buckets, sum, count } of all) {
+    // Made ahead (the fast path's series): shown from its first request on, as prom-client's are.
+    if (count === 0) continue
     let below = 0
     REQUEST_BUCKETS.forEach((bound, i) => {
       below += buckets[i] ?? 0
@@ -204,7 +210,8 @@ function scraped (options: { name: string, help: string, type: 'counter' | 'hist
     help: options.help,
     type: options.type,
     aggregator: 'sum' as const,
-    get: async () => ({ name: options.name, help: options.help, type: options.type, aggregator: 'sum', values: options.values() }),
+    // metric.name, not options.name: for OpenMetrics the registry renames counters in place.
+    get: async () => ({ name: metric.name, help: options.help, type: options.type, aggregator: 'sum', values: options.values() }),
     reset: options.reset
   }
   return metric as unknown as Metric
