@@ -14,7 +14,7 @@ function counting<T> (part: T, failures = 0): { part: OnFirstUse<T>, loads: () =
     await new Promise((resolve) => setImmediate(resolve))
     if (loads <= failures) throw new Error(`load ${loads} failed`)
     return { part, clients: { destroy: () => { destroyed += 1 } } }
-  })
+  }, () => new Error('closed'))
   return { part: part2, loads: () => loads, destroyed: () => destroyed }
 }
 
@@ -41,12 +41,21 @@ describe('OnFirstUse', () => {
     assert.equal(loads(), 2)
   })
 
-  it('destroys the clients of a loaded part, also one still loading', async () => {
+  it('destroys the clients of a part still loading, and the call waiting for it gets the closed error', async () => {
     const { part, destroyed } = counting('reader')
     const pending = part.get()
     await part.destroy()
     assert.equal(destroyed(), 1)
-    assert.equal(await pending, 'reader')
+    await assert.rejects(pending, /closed/)
+  })
+
+  it('loads nothing once destroyed: later calls get the closed error', async () => {
+    const { part, loads, destroyed } = counting('reader')
+    assert.equal(await part.get(), 'reader')
+    await part.destroy()
+    await assert.rejects(part.get(), /closed/)
+    assert.equal(loads(), 1)
+    assert.equal(destroyed(), 1)
   })
 
   it('destroys nothing when the load failed', async () => {

@@ -8,6 +8,7 @@ import type {
   GetSecretInput, Parameter, Provider, SecretValue
 } from '../types.js'
 import { makeSecretsManager, makeSts, RegionalClients, type ClientSettings } from './clients.js'
+import { UpstreamTimeoutError } from '../errors.js'
 import { checkCredentials } from './credentials-check.js'
 import { readCaBundle } from './http-handler.js'
 import { sdkLogger } from './sdk-logger.js'
@@ -30,22 +31,31 @@ interface Loaded<T> {
  */
 export class OnFirstUse<T> {
   readonly #load: () => Promise<Loaded<T>>
+  readonly #closed: () => Error
   #loading: Promise<Loaded<T>> | undefined
+  #destroyed = false
 
-  constructor (load: () => Promise<Loaded<T>>) {
+  /** `closed` is what a call gets once the part is destroyed, also one that was waiting for it. */
+  constructor (load: () => Promise<Loaded<T>>, closed: () => Error) {
     this.#load = load
+    this.#closed = closed
   }
 
   async get (): Promise<T> {
+    if (this.#destroyed) throw this.#closed()
     this.#loading ??= this.#load().catch((error: unknown) => {
       this.#loading = undefined
       throw error
     })
-    return (await this.#loading).part
+    const { part } = await this.#loading
+    // Destroyed while loading: its clients are gone, and clients made now would outlive close().
+    if (this.#destroyed) throw this.#closed()
+    return part
   }
 
-  /** Destroys the part's clients, when it was loaded. */
+  /** Destroys the part's clients, when it was loaded; calls from now on get the `closed` error. */
   async destroy (): Promise<void> {
+    this.#destroyed = true
     const loaded = await this.#loading?.catch(() => undefined)
     loaded?.clients.destroy()
   }
@@ -88,16 +98,18 @@ export class AwsProvider implements Provider {
     this.#secretsManager = new RegionalClients(makeSecretsManager(settings), region)
     this.#sts = new RegionalClients(makeSts(settings), region)
     this.#secrets = new SecretsManagerReader(this.#secretsManager, options.secretsManagerTimeoutMillis)
+    // A call racing close() ends as an aborted call does (call.ts).
+    const closed = (service: string) => () => new UpstreamTimeoutError(`${service} call was cancelled before it answered: the agent is stopping.`)
     this.#parameters = new OnFirstUse(async () => {
       const { ParameterStoreReader, ssmClients } = await import('./ssm.js')
       const clients = ssmClients(settings)
       return { part: new ParameterStoreReader(clients, options.ssmParameterStoreTimeoutMillis), clients }
-    })
+    }, closed('SSM Parameter Store'))
     this.#kmsOperations = new OnFirstUse(async () => {
       const { KmsOperations, kmsClients } = await import('./kms.js')
       const clients = kmsClients(settings)
       return { part: new KmsOperations(clients, options.kmsTimeoutMillis), clients }
-    })
+    }, closed('KMS'))
   }
 
   async getSecret (input: GetSecretInput, options?: CallOptions): Promise<SecretValue> {
