@@ -86,7 +86,7 @@ interface FetchContext {
   ttlMs: number
 }
 
-// Made once: a hit should allocate no more than its answer.
+// Made once, not on every hit.
 const HIT_EVENT: CacheEvent = { type: 'hit' }
 const PEEK = { allowStale: true } as const
 

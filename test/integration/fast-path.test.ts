@@ -377,6 +377,16 @@ describe('fast path: same answers as fastify over real HTTP', () => {
     assert.equal(calls.count, 0, 'a warm hit called the provider')
   })
 
+  it('answers the same after more distinct URLs than it remembers, and remembers no refusal wrongly', async () => {
+    await both(pair, [getSecret(API_KEY)])
+    // 1,100 URLs it must leave to fastify (an extra parameter): more than the 1,024 it remembers.
+    const others = Array.from({ length: 1100 }, (_, i) => getSecret(`${API_KEY}&n=${i}`))
+    const fastBefore = pair.fast.fastify.count
+    const { fast } = await both(pair, [...others, getSecret(API_KEY), getSecret(API_KEY), ...others.slice(0, 3)])
+    assert.equal(pair.fast.fastify.count - fastBefore, others.length + 3, 'only the two plain hits are the fast path\'s')
+    assert.deepEqual(fast.answers.slice(others.length, others.length + 2).map((a) => [a.status, headerOf(a, 'x-cache')]), [[200, 'HIT'], [200, 'HIT']])
+  })
+
   it('cold misses, warm hits and unknown secrets, for string, JSON and binary secrets', async () => {
     for (const id of [DB, CERT, 'app/no-such-secret', encodeURIComponent(API_KEY)]) {
       const { fast } = await both(pair, [getSecret(id), getSecret(id), getSecret(id)])
