@@ -76,7 +76,7 @@ const store = join(dir, 'store.json')
 writeFileSync(store, JSON.stringify({ secrets: { [SECRET_ID]: JSON.stringify({ username: 'app', password: randomBytes(18).toString('base64url'), host: 'db.internal.example', port: 5432, dbname: 'orders' }) } }))
 const cpu = PINNING ? SERVER_CPU : null
 
-/** CPU time (user + system) of a process so far, in ms. */
+/** CPU time (user + system) of a process so far, in ms: /proc counts it in USER_HZ ticks, 100 a second on Linux. */
 function cpuMs (pid: number): number {
   const fields = (readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1] ?? '').split(' ')
   return (Number(fields[11]) + Number(fields[12])) * 10

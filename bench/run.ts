@@ -12,7 +12,7 @@
  * - upstream calls: N concurrent cold reads (coalescing), and a key read for several TTLs
  *   (refresh ahead), against the fake AWS server (`--provider aws`);
  * - resident memory with 1,000 and 10,000 cached 4 KiB secrets, on the host's memory and (10,000,
- *   aws provider) in a 256 MiB memory cgroup, as in the deployment examples' containers (root);
+ *   aws provider) in a memory cgroup with the examples' container limit, 256 MiB (as root);
  * - time from spawn to the first 200 on a real secret read, agent against bare fastify;
  * - KMS calls per 10,000 envelope encryptions with and without data-key caching.
  *
@@ -40,6 +40,7 @@ import { get, keepAlive, pool, postJson } from './lib/http.js'
 import { autocannon, ensureWrk, wrk } from './lib/load.js'
 import { CPUS, LOADGEN_CPU, PINNING, SERVER_CPU, memoryCgroup, onExit, pinSelf, rssBytes, runChild, sleep, type MemoryCgroup } from './lib/procs.js'
 import { TOKEN_HEADER, agentNodeFlags, startAgentProcess, startBaseline, type ServerProcess } from './lib/servers.js'
+import { exampleMemoryLimitBytes } from './lib/node-flags.js'
 import { median, round } from './lib/stats.js'
 import { chart } from './lib/svg.js'
 import { AWS_KEY_ID, AWS_SECRET, fakeAwsEnv, measureRefreshOverHttp, type HttpRefreshResult } from './refresh.js'
@@ -122,12 +123,6 @@ const SECRET_ID = 'bench/db'
 const HIT_PATH = `/secretsmanager/get?secretId=${encodeURIComponent(SECRET_ID)}`
 const MB = 1_000_000
 const MiB = 1024 * 1024
-/**
- * The memory limit of the deployment examples' agent containers (docker/compose.yaml, the ECS
- * task, the Kubernetes pod; test/unit/packaging.test.ts holds them to it): the memory runs are
- * also made under it, where Node sizes its heap from the limit as it does in those containers.
- */
-const CONTAINER_LIMIT_BYTES = 256 * MiB
 
 interface ServerSet { agent: ServerProcess, http: ServerProcess, fastify: ServerProcess }
 type Name = keyof ServerSet
@@ -346,7 +341,7 @@ async function measureUpstream (ctx: Context): Promise<UpstreamResult> {
 interface MemoryResult {
   provider: 'local' | 'aws'
   /** The memory cgroup limit the agent ran under (as in a container), or null: the host's memory. */
-  memoryLimitMB: number | null
+  memoryLimitMiB: number | null
   secrets: number
   valueBytes: number
   storeFileMB: number
@@ -422,7 +417,7 @@ async function measureMemory (ctx: Context, count: number, provider: 'local' | '
     const mb = (v: number | null): number | null => v === null ? null : round(v / MB, 1)
     return {
       provider,
-      memoryLimitMB: cgroup === undefined ? null : round(cgroup.limitBytes / MiB, 0),
+      memoryLimitMiB: cgroup === undefined ? null : round(cgroup.limitBytes / MiB, 0),
       secrets: count,
       valueBytes,
       storeFileMB,
@@ -554,11 +549,11 @@ function goals (hit: HitResult | null, start: StartResult | null, memory: Memory
   // On the local store the store's own copy of every value is in the process as well (41 MB more
   // for these 10,000): reported, not judged.
   const aws = memory.filter((m) => m.secrets === 10_000 && m.provider === 'aws')
-  const judged = aws.find((m) => m.memoryLimitMB !== null) ?? aws[0]
-  const host = aws.find((m) => m.memoryLimitMB === null)
+  const judged = aws.find((m) => m.memoryLimitMiB !== null) ?? aws[0]
+  const host = aws.find((m) => m.memoryLimitMiB === null)
   const value = judged === undefined
     ? 'not measured'
-    : judged.memoryLimitMB === null ? `${judged.rssCachedMB} MB` : `${judged.rssCachedMB} MB in a ${judged.memoryLimitMB} MiB cgroup${host === undefined ? '' : ` (${host.rssCachedMB} MB on the host's memory)`}`
+    : judged.memoryLimitMiB === null ? `${judged.rssCachedMB} MB` : `${judged.rssCachedMB} MB in a ${judged.memoryLimitMiB} MiB cgroup${host === undefined ? '' : ` (${host.rssCachedMB} MB on the host's memory)`}`
   out.push({ goal: 'RSS with 10,000 cached 4 KiB secrets (aws provider)', target: '≤ 120 MB', value, met: judged === undefined ? null : judged.rssCachedMB <= 120 })
   return out
 }
@@ -595,7 +590,7 @@ function report (results: Results): string {
     rows.push([`one key read for ${r.durationS} s, TTL ${r.ttlS} s, upstream ${r.upstreamLatencyMs} ms`, `upstream calls per TTL: ${r.callsPerTtl} (≈ ${r.callsPerKeyPerHourScaled}/key/hour at TTL 300 s); ${r.readsThatWaited} of ${r.reads} reads waited for upstream`])
     rows.push(['hit latency across refreshes, p50 / p99 / p99.9 ms', `all ${r.latencyMs.all.p50} / ${r.latencyMs.all.p99} / ${r.latencyMs.all.p999}; refresh in flight ${r.latencyMs.duringRefresh.p50} / ${r.latencyMs.duringRefresh.p99} / ${r.latencyMs.duringRefresh.p999} (n=${r.latencyMs.duringRefresh.count})`])
   }
-  for (const m of memory) rows.push([`RSS with ${m.secrets.toLocaleString('en-US')} cached 4 KiB secrets (${m.provider === 'local' ? 'local store' : 'aws provider, fake AWS'}${m.memoryLimitMB === null ? '' : `, in a ${m.memoryLimitMB} MiB memory cgroup`})`, `${m.rssCachedMB} MB (anonymous ${m.rssCachedAnonMB ?? '?'} MB, files ${m.rssCachedFileMB ?? '?'} MB; ${m.rssStartedMB} MB before the reads; cache's own count ${m.cacheMB} MB in ${m.cacheEntries} entries; heap ${m.heapUsedMB ?? '?'} MB, external ${m.externalMB ?? '?'} MB)`])
+  for (const m of memory) rows.push([`RSS with ${m.secrets.toLocaleString('en-US')} cached 4 KiB secrets (${m.provider === 'local' ? 'local store' : 'aws provider, fake AWS'}${m.memoryLimitMiB === null ? '' : `, in a ${m.memoryLimitMiB} MiB memory cgroup`})`, `${m.rssCachedMB} MB (anonymous ${m.rssCachedAnonMB ?? '?'} MB, files ${m.rssCachedFileMB ?? '?'} MB; ${m.rssStartedMB} MB before the reads; cache's own count ${m.cacheMB} MB in ${m.cacheEntries} entries; heap ${m.heapUsedMB ?? '?'} MB, external ${m.externalMB ?? '?'} MB)`])
   if (kms !== null) {
     // Counted, not scaled: with caching, calls grow with data keys used, not with messages.
     if (!kms.measured) rows.push(['KMS calls for envelope encryptions', `not measured: ${kms.reason}`])
@@ -652,8 +647,11 @@ async function main (): Promise<void> {
     if (!s.skip.has('upstream')) results.upstream = await measureUpstream(ctx)
     if (!s.skip.has('memory')) {
       const largest = Math.max(...s.memorySizes)
-      const container = memoryCgroup(`secrets-agent-bench-${process.pid}`, CONTAINER_LIMIT_BYTES)
-      if ('reason' in container) log(`SKIPPED: memory in a ${CONTAINER_LIMIT_BYTES / MiB} MiB cgroup: ${container.reason}`)
+      // The agent container's memory limit in the deployment examples (256 MiB): also measured
+      // under it, where Node sizes its heap from the limit as it does in those containers.
+      const limit = exampleMemoryLimitBytes()
+      const container = memoryCgroup(`secrets-agent-bench-${process.pid}`, limit)
+      if ('reason' in container) log(`SKIPPED: memory in a ${limit / MiB} MiB cgroup: ${container.reason}`)
       const runs: Array<[number, 'local' | 'aws', MemoryCgroup | undefined]> = [
         ...s.memorySizes.map((n) => [n, 'local', undefined] as [number, 'local', undefined]),
         [largest, 'aws', undefined],
@@ -662,7 +660,7 @@ async function main (): Promise<void> {
       for (const [count, provider, cgroup] of runs) {
         const m = await measureMemory(ctx, count, provider, cgroup)
         results.memory.push(m)
-        log(`memory (${provider}${cgroup === undefined ? '' : `, ${m.memoryLimitMB ?? '?'} MiB cgroup`}): ${count} secrets of 4 KiB cached: RSS ${m.rssCachedMB} MB (before reads ${m.rssStartedMB} MB), cache ${m.cacheMB} MB in ${m.cacheEntries} entries, ${m.readErrors} read errors`)
+        log(`memory (${provider}${cgroup === undefined ? '' : `, ${m.memoryLimitMiB ?? '?'} MiB cgroup`}): ${count} secrets of 4 KiB cached: RSS ${m.rssCachedMB} MB (before reads ${m.rssStartedMB} MB), cache ${m.cacheMB} MB in ${m.cacheEntries} entries, ${m.readErrors} read errors`)
       }
     }
     if (!s.skip.has('start')) results.start = await measureStart(ctx)

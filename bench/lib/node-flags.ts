@@ -1,13 +1,16 @@
 /**
- * The Node.js flags the agent ships with, read from where they are set: the image's ENTRYPOINT
- * in docker/Dockerfile (`node FLAGS... /app/dist/cli.js`). Every deployment example runs that
- * entrypoint, `npm start` repeats the flags (test/unit/packaging.test.ts checks that they agree),
- * and the bench starts the agent with them, so that it measures what ships.
+ * How the agent ships, read from where it is set, so that the bench measures that:
+ * - the Node.js flags of the image's ENTRYPOINT in docker/Dockerfile (`node FLAGS...
+ *   /app/dist/cli.js`). Every deployment example runs that entrypoint, and `npm start` repeats
+ *   the flags (test/unit/packaging.test.ts checks that they agree);
+ * - the memory limit of the agent container in the ECS example (the Kubernetes example's is the
+ *   same; packaging.test.ts checks that both leave room for the heap).
  */
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 
 const DOCKERFILE = fileURLToPath(new URL('../../docker/Dockerfile', import.meta.url))
+const ECS_TASK = fileURLToPath(new URL('../../docker/ecs/task-definition.json', import.meta.url))
 
 /** The words of the last ENTRYPOINT of a Dockerfile's text, which must be in exec form. */
 export function entrypointOf (dockerfile: string): string[] {
@@ -30,4 +33,12 @@ export function nodeFlagsOf (entrypoint: readonly string[]): string[] {
 /** The node flags of docker/Dockerfile's ENTRYPOINT. */
 export function shippedNodeFlags (): string[] {
   return nodeFlagsOf(entrypointOf(readFileSync(DOCKERFILE, 'utf8')))
+}
+
+/** The memory limit of the agent container in docker/ecs/task-definition.json, in bytes. */
+export function exampleMemoryLimitBytes (): number {
+  const task = JSON.parse(readFileSync(ECS_TASK, 'utf8')) as { containerDefinitions?: Array<{ image?: string, memory?: number }> }
+  const mebibytes = task.containerDefinitions?.find((c) => c.image?.includes('/secrets-agent:') === true)?.memory
+  if (mebibytes === undefined || !(mebibytes > 0)) throw new Error('docker/ecs/task-definition.json gives the agent container no memory limit')
+  return mebibytes * 1024 * 1024
 }

@@ -159,8 +159,20 @@ export function memoryCgroup (name: string, limitBytes: number): MemoryCgroup | 
   } catch (error) {
     return { reason: `cannot make a memory cgroup (${(error as Error).message}); run as root` }
   }
-  // Removable once its processes are gone: the exit hook kills them first.
-  onExit(() => { try { rmdirSync(dir) } catch { /* still busy or gone */ } })
+  // Removable once its processes are gone. On an abnormal exit the hook has just sent them
+  // SIGKILL, which takes a moment to land: retry for up to 2 s (synchronously, in an exit hook).
+  onExit(() => {
+    const pause = new Int32Array(new SharedArrayBuffer(4))
+    for (let tries = 0; tries < 100; tries++) {
+      try {
+        rmdirSync(dir)
+        return
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EBUSY') return
+        Atomics.wait(pause, 0, 0, 20)
+      }
+    }
+  })
   // The shell joins the cgroup, then becomes the server: the child's pid is the server's.
   return { limitBytes, wrap: (argv) => ['sh', '-c', 'echo $$ > "$0/cgroup.procs" && exec "$@"', dir, ...argv] }
 }
