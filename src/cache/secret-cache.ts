@@ -87,7 +87,7 @@ interface FetchContext {
 }
 
 // Made once, not on every hit.
-const HIT_EVENT: CacheEvent = { type: 'hit' }
+const HIT_EVENT: CacheEvent = Object.freeze({ type: 'hit' })
 const PEEK = { allowStale: true } as const
 
 /** Bytes an entry costs beyond its body: the key, the value object, bookkeeping. */
