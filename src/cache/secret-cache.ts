@@ -185,16 +185,15 @@ export class SecretCache {
   hit<V> (key: string, load: Loader<V>, options: GetOptions): CacheResult<V> | undefined {
     if (options.ttlMs <= 0 || !this.#enabled || options.refreshNow === true) return undefined
     const now = this.#now()
-    const entry = this.#peek(key, now)
-    if (entry === undefined || entry.notFound !== undefined || now - entry.fetchedAt >= entry.ttlMs) return undefined
-    return this.#hit(key, entry, load, options.ttlMs, now)
+    const entry = this.#fresh(key, now)
+    return entry === undefined ? undefined : this.#hit(key, entry, load, options.ttlMs, now)
   }
 
   /** A fresh value held for `key`, without going upstream; counts as a hit when found. */
   peek<V> (key: string): CacheResult<V> | undefined {
     const now = this.#now()
-    const entry = this.#peek(key, now)
-    if (entry === undefined || entry.notFound !== undefined || now - entry.fetchedAt >= entry.ttlMs) return undefined
+    const entry = this.#fresh(key, now)
+    if (entry === undefined) return undefined
     this.#emit(HIT_EVENT)
     return this.#result(entry, 'HIT', now)
   }
@@ -225,6 +224,12 @@ export class SecretCache {
     if (entry === undefined) return undefined
     const hardEnd = entry.fetchedAt + entry.ttlMs + (entry.notFound !== undefined ? 0 : this.#options.maxStaleMs)
     return now < hardEnd ? entry : undefined
+  }
+
+  /** The entry for `key` when it holds a value within its TTL (not a remembered "not found"). */
+  #fresh (key: string, now: number): CacheEntry<unknown> | undefined {
+    const entry = this.#peek(key, now)
+    return entry === undefined || entry.notFound !== undefined || now - entry.fetchedAt >= entry.ttlMs ? undefined : entry
   }
 
   #hit<V> (key: string, entry: CacheEntry<unknown>, load: Loader<V>, ttlMs: number, now: number): CacheResult<V> {

@@ -27,7 +27,7 @@ export class Reads {
   ) {}
 
   async secret (input: GetSecretInput, refreshNow = false): Promise<CacheResult<null>> {
-    return this.cache.get(cacheKey('secret', input.secretId, input), this.#secretLoader(input), { ttlMs: this.ttls.secretsMs, refreshNow })
+    return this.cache.get(this.secretKey(input), this.#secretLoader(input), { ttlMs: this.ttls.secretsMs, refreshNow })
   }
 
   /** The cache key of `secret(input)`. */
