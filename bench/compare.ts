@@ -15,11 +15,12 @@
  * flags or log levels. Candidates run with the image's node flags unless --flags says otherwise.
  */
 import { randomBytes } from 'node:crypto'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { build } from './lib/build.js'
+import { HIT_PATH, writeCapturedResponse, writeHitStore } from './lib/hit.js'
 import { get } from './lib/http.js'
 import { ensureWrk, wrk } from './lib/load.js'
 import { LOADGEN_CPU, PINNING, SERVER_CPU, memoryCgroup, onExit, pinSelf } from './lib/procs.js'
@@ -70,10 +71,8 @@ const dir = mkdtempSync(join(tmpdir(), 'sa-compare-'))
 onExit(() => { rmSync(dir, { recursive: true, force: true }) })
 const token = randomBytes(32).toString('base64url')
 const headers = { [TOKEN_HEADER]: token }
-const SECRET_ID = 'bench/db'
-const PATH = `/secretsmanager/get?secretId=${encodeURIComponent(SECRET_ID)}`
-const store = join(dir, 'store.json')
-writeFileSync(store, JSON.stringify({ secrets: { [SECRET_ID]: JSON.stringify({ username: 'app', password: randomBytes(18).toString('base64url'), host: 'db.internal.example', port: 5432, dbname: 'orders' }) } }))
+const PATH = HIT_PATH
+const store = writeHitStore(dir)
 const cpu = PINNING ? SERVER_CPU : null
 
 /** CPU time (user + system) of a process so far, in ms: /proc counts it in USER_HZ ticks, 100 a second on Linux. */
@@ -100,12 +99,7 @@ for (const [name, cli] of agents) {
   if (answer.status !== 200) throw new Error(`${name} answered ${answer.status}`)
   if (responseFile === undefined) {
     responseFile = join(dir, 'response.json')
-    const captured: Record<string, string> = {}
-    for (const header of ['content-type', 'cache-control', 'x-cache', 'age']) {
-      const value = (answer.headers as Record<string, unknown>)[header]
-      if (typeof value === 'string') captured[header] = value
-    }
-    writeFileSync(responseFile, JSON.stringify({ headers: captured, bodyBase64: answer.body.toString('base64') }))
+    writeCapturedResponse(responseFile, answer)
   }
   servers.push({ name, server })
 }

@@ -11,11 +11,12 @@
  * instead of the hit path.
  */
 import { randomBytes } from 'node:crypto'
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, cpSync, mkdirSync } from 'node:fs'
+import { mkdtempSync, readFileSync, readdirSync, rmSync, cpSync, mkdirSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { build } from './lib/build.js'
+import { HIT_PATH, writeCapturedResponse, writeHitStore } from './lib/hit.js'
 import { get } from './lib/http.js'
 import { ensureWrk, wrk } from './lib/load.js'
 import { LOADGEN_CPU, PINNING, SERVER_CPU, onExit, pinSelf } from './lib/procs.js'
@@ -85,9 +86,8 @@ async function main (): Promise<void> {
   onExit(() => { rmSync(dir, { recursive: true, force: true }) })
   const profDir = join(dir, 'prof')
   const token = randomBytes(32).toString('base64url')
-  const store = join(dir, 'store.json')
-  writeFileSync(store, JSON.stringify({ secrets: { 'bench/db': JSON.stringify({ username: 'app', password: 'x'.repeat(24), host: 'db.internal.example', port: 5432, dbname: 'orders' }) } }))
-  const path = '/secretsmanager/get?secretId=bench%2Fdb'
+  const store = writeHitStore(dir)
+  const path = HIT_PATH
   const headers = { [TOKEN_HEADER]: token }
   try {
     const nodeArgs = ['--cpu-prof', '--cpu-prof-dir', profDir, ...(values.start ? [] : ['--cpu-prof-interval', '100'])]
@@ -101,9 +101,7 @@ async function main (): Promise<void> {
       const answer = await get(source.base + path, headers)
       await source.stop()
       const responseFile = join(dir, 'response.json')
-      const captured: Record<string, string> = {}
-      for (const name of ['content-type', 'cache-control', 'x-cache', 'age']) captured[name] = String(answer.headers[name])
-      writeFileSync(responseFile, JSON.stringify({ headers: captured, bodyBase64: answer.body.toString('base64') }))
+      writeCapturedResponse(responseFile, answer)
       agent = await startBaseline({ name: values.server, script: values.server === 'fastify' ? built.bareFastify : built.bareHttp, dir, token, responseFile, cpu, waitPath: path, nodeArgs })
     }
     if (!values.start) {

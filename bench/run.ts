@@ -40,6 +40,7 @@ import { get, keepAlive, pool, postJson } from './lib/http.js'
 import { autocannon, ensureWrk, wrk } from './lib/load.js'
 import { CPUS, LOADGEN_CPU, PINNING, SERVER_CPU, memoryCgroup, onExit, pinSelf, rssBytes, runChild, sleep, type MemoryCgroup } from './lib/procs.js'
 import { TOKEN_HEADER, agentNodeFlags, startAgentProcess, startBaseline, type ServerProcess } from './lib/servers.js'
+import { HIT_PATH, HIT_SECRET_ID, writeCapturedResponse, writeHitStore } from './lib/hit.js'
 import { exampleMemoryLimitBytes } from './lib/node-flags.js'
 import { median, round } from './lib/stats.js'
 import { chart } from './lib/svg.js'
@@ -119,8 +120,6 @@ function settings (): Settings {
 }
 
 const log = (line: string): void => { process.stdout.write(line + '\n') }
-const SECRET_ID = 'bench/db'
-const HIT_PATH = `/secretsmanager/get?secretId=${encodeURIComponent(SECRET_ID)}`
 const MB = 1_000_000
 const MiB = 1024 * 1024
 
@@ -167,22 +166,13 @@ function rotate<T> (items: readonly T[], by: number): T[] {
   return [...items.slice(k), ...items.slice(0, k)]
 }
 
-function captureResponse (answer: { headers: Record<string, unknown>, body: Buffer }): { headers: Record<string, string>, bodyBase64: string } {
-  const headers: Record<string, string> = {}
-  for (const name of ['content-type', 'cache-control', 'x-cache', 'age']) {
-    const v = answer.headers[name]
-    if (typeof v === 'string') headers[name] = v
-  }
-  return { headers, bodyBase64: answer.body.toString('base64') }
-}
-
 async function startAll (ctx: Context): Promise<ServerSet> {
   const cpu = PINNING ? SERVER_CPU : null
   const agent = await startAgentProcess({ cli: ctx.built.cli, dir: ctx.dir, token: ctx.token, provider: 'local', store: ctx.hitStore, cpu, waitPath: HIT_PATH, logFile: join(ctx.dir, 'agent-hit.log') })
   const answer = await get(agent.base + HIT_PATH, ctx.headers)
   if (answer.status !== 200) throw new Error(`the agent answered ${answer.status} to the hit read`)
   const responseFile = join(ctx.dir, 'response.json')
-  writeFileSync(responseFile, JSON.stringify(captureResponse(answer as { headers: Record<string, unknown>, body: Buffer })))
+  writeCapturedResponse(responseFile, answer)
   ctx.responseFile = responseFile
   const http = await startBaseline({ name: 'node-http', script: ctx.built.bareHttp, dir: ctx.dir, token: ctx.token, responseFile, cpu, waitPath: HIT_PATH })
   const fastify = await startBaseline({ name: 'fastify', script: ctx.built.bareFastify, dir: ctx.dir, token: ctx.token, responseFile, cpu, waitPath: HIT_PATH })
@@ -455,10 +445,10 @@ async function measureStart (ctx: Context): Promise<StartResult> {
     const answer = await get(agent.base + HIT_PATH, ctx.headers)
     await agent.stop()
     ctx.responseFile = join(ctx.dir, 'response.json')
-    writeFileSync(ctx.responseFile, JSON.stringify(captureResponse(answer as { headers: Record<string, unknown>, body: Buffer })))
+    writeCapturedResponse(ctx.responseFile, answer)
   }
   const responseFile = ctx.responseFile
-  ctx.fake.putSecret({ name: SECRET_ID, secretString: readHitSecret(ctx.hitStore) })
+  ctx.fake.putSecret({ name: HIT_SECRET_ID, secretString: readHitSecret(ctx.hitStore) })
   const starters: Record<string, () => Promise<ServerProcess>> = {
     agent: async () => startAgentProcess({ cli: ctx.built.cli, dir: ctx.dir, token: ctx.token, provider: 'local', store: ctx.hitStore, cpu, waitPath: HIT_PATH, logFile: join(ctx.dir, 'agent-start.log') }),
     fastify: async () => startBaseline({ name: 'fastify', script: ctx.built.bareFastify, dir: ctx.dir, token: ctx.token, responseFile, cpu, waitPath: HIT_PATH }),
@@ -484,7 +474,7 @@ async function measureStart (ctx: Context): Promise<StartResult> {
 }
 
 function readHitSecret (store: string): string {
-  return (JSON.parse(readFileSync(store, 'utf8')) as { secrets: Record<string, string> }).secrets[SECRET_ID] ?? ''
+  return (JSON.parse(readFileSync(store, 'utf8')) as { secrets: Record<string, string> }).secrets[HIT_SECRET_ID] ?? ''
 }
 
 // ---- KMS -------------------------------------------------------------------------------------
@@ -631,8 +621,7 @@ async function main (): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'sa-bench-'))
   onExit(() => { rmSync(dir, { recursive: true, force: true }) })
   const token = randomBytes(32).toString('base64url')
-  const hitStore = join(dir, 'store.json')
-  writeFileSync(hitStore, JSON.stringify({ secrets: { [SECRET_ID]: JSON.stringify({ username: 'app', password: randomBytes(18).toString('base64url'), host: 'db.internal.example', port: 5432, dbname: 'orders' }) } }))
+  const hitStore = writeHitStore(dir)
   const fake = await FakeAws.start({ credentials: { [AWS_KEY_ID]: AWS_SECRET } })
   const ctx: Context = { s, built, dir, token, headers: { [TOKEN_HEADER]: token }, hitStore, responseFile: null, fake }
   const results: Results = {
