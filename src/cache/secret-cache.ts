@@ -1,5 +1,6 @@
 import { LRUCache } from 'lru-cache'
 import { NotFoundError, isProviderError, type ProviderError } from '../providers/errors.js'
+import { Slabs } from './slabs.js'
 
 /**
  * The secret cache: lru-cache's `fetch()` gives coalescing and background refresh; on top of it
@@ -97,6 +98,8 @@ const REFRESH_NOW_MIN_INTERVAL_MS = 1000
 export class SecretCache {
   readonly #lru: LRUCache<string, CacheEntry<unknown>, FetchContext>
   readonly #inflight = new Map<string, Promise<Cached<unknown>>>()
+  /** The stored entries' bodies (slabs.ts). */
+  readonly #slabs = new Slabs()
   readonly #now: () => number
   readonly #random: () => number
   readonly #options: Required<Omit<SecretCacheOptions, 'now' | 'random' | 'onEvent'>>
@@ -201,7 +204,7 @@ export class SecretCache {
   /** Stores a value fetched elsewhere (a batch-get fills the entries single gets would). */
   set<V> (key: string, value: Cached<V>, ttlMs: number): void {
     if (ttlMs <= 0 || !this.#enabled) return
-    this.#lru.set(key, this.#entry(value, ttlMs), { ttl: ttlMs + this.#options.maxStaleMs })
+    this.#lru.set(key, this.#entry(this.#stored(value), ttlMs), { ttl: ttlMs + this.#options.maxStaleMs })
   }
 
   /** Drops every entry: the provider's data changed under us. */
@@ -273,7 +276,12 @@ export class SecretCache {
     }
     this.#emit({ type: 'refresh', ok: true })
     fetchOptions.ttl = context.ttlMs + this.#options.maxStaleMs
-    return this.#entry(value, context.ttlMs)
+    return this.#entry(this.#stored(value), context.ttlMs)
+  }
+
+  /** `value` with its body moved into the slabs, for an entry the cache keeps. */
+  #stored<V> (value: Cached<V>): Cached<V> {
+    return { body: this.#slabs.store(value.body, () => this.#lru.values()), value: value.value }
   }
 
   #entry<V> (value: Cached<V>, ttlMs: number): CacheEntry<V> {

@@ -256,6 +256,35 @@ describe('SecretCache', () => {
     assert.equal(cache.peek('k'), undefined)
   })
 
+  it('holds its own copy of each body, and every body reads right while entries are replaced and evicted', async () => {
+    const { clock, cache } = setup({ maxEntries: 300 })
+    const given = new Map<string, Buffer>()
+    const bodyOf = (key: string, round: number): string => `${key}@${round}:`.padEnd(100 + (key.length * 37 + round * 211) % 1500, '#')
+    for (let round = 0; round < 4; round++) {
+      await clock.advance(TTL + 1)
+      for (let i = 0; i < 500; i++) {
+        const key = `k${(i * 7 + round) % 500}`
+        const load = async (): Promise<Cached<string>> => {
+          const body = Buffer.from(bodyOf(key, round))
+          given.set(key, body)
+          return { body, value: key }
+        }
+        const result = await cache.get(key, load, { ttlMs: TTL })
+        assert.equal(result.entry.body.toString(), bodyOf(key, round))
+      }
+      // What the loaders returned is theirs: the cache kept copies.
+      for (const body of given.values()) body.fill(0)
+      let held = 0
+      for (let i = 0; i < 500; i++) {
+        const hit = cache.peek(`k${i}`)
+        if (hit === undefined) continue
+        held++
+        assert.equal(hit.entry.body.toString(), bodyOf(`k${i}`, round), `k${i} in round ${round}`)
+      }
+      assert.equal(held, 300)
+    }
+  })
+
   it('reports the age of the oldest value held', async () => {
     const { clock, cache, upstream } = setup()
     await cache.get('a', upstream.load, { ttlMs: TTL })
