@@ -3,6 +3,7 @@
  * - the Node.js flags of the image's ENTRYPOINT in docker/Dockerfile (`node FLAGS...
  *   /app/dist/cli.js`). Every deployment example runs that entrypoint, and `npm start` repeats
  *   the flags (test/unit/packaging.test.ts checks that they agree);
+ * - the environment the image sets (its final stage's ENV), such as the malloc arena cap;
  * - the memory limit of the agent container in the ECS example (the Kubernetes example's is the
  *   same; packaging.test.ts checks that both leave room for the heap).
  */
@@ -12,10 +13,12 @@ import { fileURLToPath } from 'node:url'
 const DOCKERFILE = fileURLToPath(new URL('../../docker/Dockerfile', import.meta.url))
 const ECS_TASK = fileURLToPath(new URL('../../docker/ecs/task-definition.json', import.meta.url))
 
+/** A Dockerfile's lines: continuations joined, comments dropped. */
+const linesOf = (dockerfile: string): string[] => dockerfile.replace(/\\\n/g, ' ').split('\n').filter((l) => !l.trimStart().startsWith('#'))
+
 /** The words of the last ENTRYPOINT of a Dockerfile's text, which must be in exec form. */
 export function entrypointOf (dockerfile: string): string[] {
-  // Line continuations joined; comments dropped.
-  const lines = dockerfile.replace(/\\\n/g, ' ').split('\n').filter((l) => !l.trimStart().startsWith('#'))
+  const lines = linesOf(dockerfile)
   const last = lines.filter((l) => /^\s*ENTRYPOINT\s/i.test(l)).at(-1)
   if (last === undefined) throw new Error('docker/Dockerfile has no ENTRYPOINT')
   const words: unknown = JSON.parse(last.replace(/^\s*ENTRYPOINT\s+/i, ''))
@@ -33,6 +36,29 @@ export function nodeFlagsOf (entrypoint: readonly string[]): string[] {
 /** The node flags of docker/Dockerfile's ENTRYPOINT. */
 export function shippedNodeFlags (): string[] {
   return nodeFlagsOf(entrypointOf(readFileSync(DOCKERFILE, 'utf8')))
+}
+
+/** The variables the ENV instructions of a Dockerfile's final stage set, which must be in `KEY=VALUE` form. */
+export function environmentOf (dockerfile: string): Record<string, string> {
+  const lines = linesOf(dockerfile)
+  let from = -1
+  lines.forEach((line, i) => { if (/^\s*FROM\s/i.test(line)) from = i })
+  const env: Record<string, string> = {}
+  for (const line of lines.slice(from + 1)) {
+    const instruction = /^\s*ENV\s+(.*)$/i.exec(line)
+    if (instruction === null) continue
+    for (const pair of (instruction[1] ?? '').trim().split(/\s+/)) {
+      const at = pair.indexOf('=')
+      if (at <= 0 || /["'$]/.test(pair)) throw new Error(`docker/Dockerfile: an ENV the bench cannot read (use plain KEY=VALUE): ${line.trim()}`)
+      env[pair.slice(0, at)] = pair.slice(at + 1)
+    }
+  }
+  return env
+}
+
+/** The environment docker/Dockerfile's image runs the agent with. */
+export function shippedEnvironment (): Record<string, string> {
+  return environmentOf(readFileSync(DOCKERFILE, 'utf8'))
 }
 
 /** The memory limit of the agent container in docker/ecs/task-definition.json, in bytes. */

@@ -7,7 +7,7 @@ import type { ChildProcess } from 'node:child_process'
 import { closeSync, openSync } from 'node:fs'
 import { join } from 'node:path'
 import { until200 } from './http.js'
-import { shippedNodeFlags } from './node-flags.js'
+import { shippedEnvironment, shippedNodeFlags } from './node-flags.js'
 import { freePort, pinned, spawnTracked, stopChild, type MemoryCgroup } from './procs.js'
 
 export const TOKEN_HEADER = 'X-Aws-Parameters-Secrets-Token'
@@ -110,6 +110,8 @@ export async function startAgentProcess (options: AgentStart): Promise<ServerPro
     AWS_SHARED_CREDENTIALS_FILE: join(options.dir, 'no-aws-credentials'),
     AWS_EC2_METADATA_DISABLED: 'true',
     AWS_TOKEN: options.token,
+    // The image's own (docker/Dockerfile ENV), as for its flags; a candidate's env may override them.
+    ...shippedEnvironment(),
     ...options.env
   }
   const argv = [process.execPath, ...args]

@@ -13,7 +13,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { Registry, collectDefaultMetrics } from 'prom-client'
 import { parse as parseYaml, parseAllDocuments } from 'yaml'
 import { SETTINGS, SETTINGS_BY_KEY, envName, loadConfig, type LoadedConfig } from '../../src/config/index.js'
-import { shippedNodeFlags } from '../../bench/lib/node-flags.js'
+import { shippedEnvironment, shippedNodeFlags } from '../../bench/lib/node-flags.js'
 import { parseStore } from '../../src/providers/local/store.js'
 
 const root = new URL('../../', import.meta.url)
@@ -324,6 +324,15 @@ describe('the agent\'s node flags', () => {
 
   it('are those the bench starts the agent with (bench/lib/node-flags.ts reads them from the Dockerfile)', () => {
     assert.deepEqual(shippedNodeFlags(), flags())
+  })
+
+  it('come with the image\'s environment, which caps malloc arenas and which the bench sets for the agent as well', () => {
+    const env: Record<string, string> = {}
+    for (const i of image().final.instructions.filter((i) => i.keyword === 'ENV')) {
+      for (const pair of i.args.split(/\s+/)) env[pair.slice(0, pair.indexOf('='))] = pair.slice(pair.indexOf('=') + 1)
+    }
+    assert.equal(env.MALLOC_ARENA_MAX, '2')
+    assert.deepEqual(shippedEnvironment(), env)
   })
 
   it('are not replaced by the deployment examples: each runs the image\'s entrypoint and sets no heap flag', () => {
