@@ -7,12 +7,14 @@
  *
  * Usage:
  *   node --import tsx bench/compare.ts --agent NAME=CLI [--agent NAME=CLI ...]
- *     [--flags NAME='--node --flags'] [--log-level NAME=warn] [--memory-limit NAME=MiB]
+ *     [--flags NAME='--node --flags'] [--env NAME=VAR=VALUE] [--log-level NAME=warn] [--memory-limit NAME=MiB]
  *     [--rounds 6] [--duration 4] [--connections 32]
  *
  * CLI is a built cli.js: `node scripts/build.mjs --outdir DIR/agent` with package.json copied to
  * DIR (src/version.ts reads it from there). One build can run under several names with other
- * flags or log levels. Candidates run with the image's node flags unless --flags says otherwise.
+ * flags, environment or log levels. Candidates run with the image's node flags and environment
+ * (bench/lib/node-flags.ts) unless --flags says otherwise; --env adds to that environment (it
+ * can be given more than once per candidate).
  */
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
@@ -31,6 +33,7 @@ const { values } = parseArgs({
   options: {
     agent: { type: 'string', multiple: true, default: [] },
     flags: { type: 'string', multiple: true, default: [] },
+    env: { type: 'string', multiple: true, default: [] },
     'log-level': { type: 'string', multiple: true, default: [] },
     'memory-limit': { type: 'string', multiple: true, default: [] },
     rounds: { type: 'string', default: '6' },
@@ -53,9 +56,16 @@ function byName (list: string[], what: string): Map<string, string> {
 const agents = byName(values.agent, 'agent')
 if (agents.size === 0) throw new Error('name at least one candidate: --agent NAME=path/to/cli.js')
 const flags = byName(values.flags, 'flags')
+const envs = new Map<string, Record<string, string>>()
+for (const item of values.env) {
+  const [name, pair] = [...byName([item], 'env')][0] ?? []
+  const at = pair?.indexOf('=') ?? -1
+  if (name === undefined || pair === undefined || at <= 0) throw new Error(`--env takes NAME=VAR=VALUE, not ${JSON.stringify(item)}`)
+  envs.set(name, { ...envs.get(name), [pair.slice(0, at)]: pair.slice(at + 1) })
+}
 const levels = byName(values['log-level'], 'log-level')
 const limits = byName(values['memory-limit'], 'memory-limit')
-for (const name of [...flags.keys(), ...levels.keys(), ...limits.keys()]) {
+for (const name of [...flags.keys(), ...envs.keys(), ...levels.keys(), ...limits.keys()]) {
   if (!agents.has(name)) throw new Error(`no --agent named ${name}`)
 }
 const rounds = Number(values.rounds)
@@ -92,9 +102,10 @@ for (const [name, cli] of agents) {
   else delete process.env.BENCH_AGENT_NODE_FLAGS
   const server = await startAgentProcess({
     cli: resolve(cli), dir, token, provider: 'local', store, cpu, waitPath: PATH, logLevel: levels.get(name) ?? 'info',
-    logFile: join(dir, `${name}.log`), ...(cgroup === undefined ? {} : { cgroup })
+    logFile: join(dir, `${name}.log`), ...(cgroup === undefined ? {} : { cgroup }), env: envs.get(name) ?? {}
   })
-  log(`${name}: ${cli}, node ${agentNodeFlags().join(' ') || '(no flags)'}, log level ${levels.get(name) ?? 'info'}${limit === undefined ? '' : `, ${limit} MiB cgroup`}`)
+  const env = Object.entries(envs.get(name) ?? {}).map(([k, v]) => `${k}=${v}`).join(' ')
+  log(`${name}: ${cli}, node ${agentNodeFlags().join(' ') || '(no flags)'}${env === '' ? '' : `, ${env}`}, log level ${levels.get(name) ?? 'info'}${limit === undefined ? '' : `, ${limit} MiB cgroup`}`)
   const answer = await get(server.base + PATH, headers)
   if (answer.status !== 200) throw new Error(`${name} answered ${answer.status}`)
   if (responseFile === undefined) {
