@@ -7,7 +7,6 @@ import { SecretCache } from './cache/secret-cache.js'
 import { ConfigError, type AgentConfig } from './config/index.js'
 import { pathExists, writeFileAtomic } from './providers/local/atomic.js'
 import { defaultStoreText } from './providers/local/default-store.js'
-import { LocalProvider } from './providers/local/provider.js'
 import type { Envelope } from './envelope/envelope.js'
 import type { Provider } from './providers/types.js'
 import { Metrics, instrumentProvider, startMetricsServer, type MetricsServer } from './metrics.js'
@@ -214,6 +213,9 @@ async function openProvider (options: AgentOptions, env: NodeJS.ProcessEnv): Pro
     logger.info({ store: storeFile }, 'created an example local store')
   }
   const region = resolveRegion(config, env) ?? 'us-east-1'
+  // Loaded only when used, as the AWS provider is: the store's YAML parser has no place in an
+  // agent on AWS.
+  const { LocalProvider } = await import('./providers/local/provider.js')
   const provider = await LocalProvider.open({ storeFile, region, logger })
   return { provider, storeFile }
 }

@@ -19,24 +19,35 @@ function loadedWith (entries: string[]): Set<string> {
     if (loaded.has(file)) continue
     loaded.add(file)
     const source = readFileSync(join(DIST, file), 'utf8')
-    // esbuild's static imports: `import { a } from "./chunk-X.js";` and `import "./chunk-X.js";`.
-    for (const match of source.matchAll(/^import\s+(?:[^;]*?\s+from\s+)?"\.\/([^"]+\.js)";/gm)) pending.push(match[1] ?? '')
+    // esbuild's static imports, minified or not: `import{a}from"./chunk-X.js";`, `import "./chunk-X.js";`
+    // (a dynamic `import("./chunk-X.js")` is not one).
+    for (const match of source.matchAll(/(?:^|;)\s*import\s*(?:[^;"'()]*?from\s*)?"\.\/([^"]+\.js)"/gm)) pending.push(match[1] ?? '')
   }
   return loaded
 }
 
-/** The packages and source files bundled into `files`, from esbuild's `// path` comments. */
+/** The files bundled into a chunk, from its source map: `src/...` and `node_modules/...` paths. */
+function sourcesOf (chunk: string): string[] {
+  const map = JSON.parse(readFileSync(join(DIST, `${chunk}.map`), 'utf8')) as { sources: string[] }
+  return map.sources.map((source) => source.replace(/^(\.\.\/)+/, ''))
+}
+
+/** The packages (`node_modules/NAME`) and source files (`src/...`) bundled into `files`. */
 function contents (files: Set<string>): string[] {
   const found = new Set<string>()
   for (const file of files) {
-    for (const match of readFileSync(join(DIST, file), 'utf8').matchAll(/^\/\/ ((?:node_modules\/(?:@[^/]+\/)?[^/]+)|src\/[^\s]+)/gm)) found.add(match[1] ?? '')
+    for (const source of sourcesOf(file)) {
+      const pkg = /^node_modules\/(?:@[^/]+\/)?[^/]+/.exec(source)?.[0]
+      if (pkg !== undefined) found.add(pkg)
+      else if (source.startsWith('src/')) found.add(source)
+    }
   }
   return [...found]
 }
 
 /** The chunk that holds a source file. */
 function chunkOf (source: string): string {
-  const chunk = readdirSync(DIST).filter((f) => f.endsWith('.js')).find((f) => readFileSync(join(DIST, f), 'utf8').includes(`\n// ${source}\n`))
+  const chunk = readdirSync(DIST).filter((f) => f.endsWith('.js')).find((f) => sourcesOf(f).includes(source))
   assert.ok(chunk !== undefined, `no chunk of dist/ holds ${source}`)
   return chunk
 }
@@ -51,10 +62,10 @@ describe('the built agent', () => {
     for (const name of atStart) assert.doesNotMatch(name, /^node_modules\/(@aws-sdk|@smithy|@aws-crypto|pino-pretty)\b/)
   })
 
-  it('loads Secrets Manager on the aws provider, and Parameter Store, KMS and the Encryption SDK only when first used', () => {
+  it('loads Secrets Manager on the aws provider, and Parameter Store, KMS and the Encryption SDK only when first used, and no local store', () => {
     const atStart = contents(loadedWith(['cli.js', chunkOf('src/agent.ts'), chunkOf('src/providers/aws/provider.ts')]))
     assert.ok(atStart.includes('node_modules/@aws-sdk/client-secrets-manager'))
-    for (const name of ['node_modules/@aws-sdk/client-ssm', 'node_modules/@aws-sdk/client-kms', 'node_modules/@aws-crypto/client-node', 'node_modules/pino-pretty', 'src/providers/aws/ssm.ts', 'src/providers/aws/kms.ts']) {
+    for (const name of ['node_modules/@aws-sdk/client-ssm', 'node_modules/@aws-sdk/client-kms', 'node_modules/@aws-crypto/client-node', 'node_modules/pino-pretty', 'node_modules/yaml', 'src/providers/aws/ssm.ts', 'src/providers/aws/kms.ts', 'src/providers/local/provider.ts']) {
       assert.ok(!atStart.includes(name), `${name} is loaded at start`)
     }
   })
