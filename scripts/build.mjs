@@ -102,11 +102,6 @@ async function bundle (outdir, entryPoints, options, schemas) {
     plugins: schemas === null ? [] : [defineSchemaCompilers(schemas.index)],
     // Beside the entry points (src/version.ts, above).
     chunkNames: '[name]-[hash]',
-    // Minified: V8 keeps every loaded module's source text in the heap, and minifying halves the
-    // agent's (4.2 MB less RSS, docs/bench/findings.md). Names are kept, so stack traces and
-    // error classes still read as in src/; the source maps beside the bundle map positions back.
-    minify: true,
-    keepNames: true,
     sourcemap: true,
     metafile: true,
     logLevel: options.logLevel ?? 'warning'
