@@ -35,26 +35,31 @@ export function createLogger (options: LoggerOptions): Logger {
   const base = { level, redact: { paths: REDACT_PATHS, censor: '[redacted]' }, base: { name: 'secrets-agent' } }
   if (options.pretty !== undefined) return pino(base, options.pretty)
   if (options.destination !== undefined) return pino(base, options.destination)
-  // Lines are gathered into writes of 16 KiB or more (one write per access line would cost more
-  // than the request itself, and at 4 KiB the writes still cost a cache hit about 10 % of its
-  // throughput), and flushed at least every 200 ms so a quiet agent's lines show.
-  // When stdout stalls (a log shipper that stopped reading), lines past 16 MiB of backlog are
-  // dropped rather than held: the agent's memory stays bounded.
-  const destination = pino.destination({ dest: 1, sync: false, minLength: 16 * 1024, maxWrite: 32 * 1024, maxLength: 16 * 1024 * 1024, periodicFlush: 200 })
+  // Lines are gathered into writes of 16 KiB (one write per access line would cost more than the
+  // request itself), and written at most 100 ms after they were logged, so a quiet agent's lines
+  // show (Batched, below). When stdout stalls (a log shipper that stopped reading), lines past
+  // 16 MiB of backlog are dropped rather than held: the agent's memory stays bounded.
+  const destination = pino.destination({ dest: 1, sync: false, minLength: 0, maxWrite: 32 * 1024, maxLength: 16 * 1024 * 1024 })
   return pino(base, new Batched(destination))
 }
 
 type SonicBoom = ReturnType<typeof pino.destination>
 
+/** Characters of lines handed to sonic-boom together, and the longest a line waits for more. */
+const BATCH_CHARS = 16 * 1024
+const BATCH_MS = 100
+
 /**
- * Hands sonic-boom the lines of one event-loop turn as one string. sonic-boom measures the UTF-8
- * length of its whole pending buffer on every write, so under load each line cost more the
- * longer the buffer (1.4 µs a line at 4 KiB, 3.6 µs at 32 KiB); a turn's lines together cost that
- * once. Order is kept: every line goes through here.
+ * Hands sonic-boom lines 16 KiB at a time. sonic-boom measures the UTF-8 length of its last
+ * pending chunk on every write, which flattens and scans that chunk whole when it was built by
+ * appending: in-process, a write per event-loop turn of one or two lines (a busy server's turn)
+ * cost 2.5 to 7.5 µs a line, against 0.4 to 0.7 µs in writes of 16 KiB (docs/bench/findings.md).
+ * Order is kept: every line goes through here.
  */
 class Batched implements DestinationStream {
   #pending: string[] = []
-  #scheduled = false
+  #chars = 0
+  #timer: NodeJS.Timeout | undefined
   readonly #destination: SonicBoom
 
   constructor (destination: SonicBoom) {
@@ -72,10 +77,9 @@ class Batched implements DestinationStream {
 
   write (line: string): void {
     this.#pending.push(line)
-    if (!this.#scheduled) {
-      this.#scheduled = true
-      setImmediate(this.#drain)
-    }
+    this.#chars += line.length
+    if (this.#chars >= BATCH_CHARS) this.#drain()
+    else if (this.#timer === undefined) this.#timer = setTimeout(this.#drain, BATCH_MS).unref()
   }
 
   /** pino's logger.flush(callback). */
@@ -90,10 +94,14 @@ class Batched implements DestinationStream {
   }
 
   readonly #drain = (): void => {
-    this.#scheduled = false
+    if (this.#timer !== undefined) {
+      clearTimeout(this.#timer)
+      this.#timer = undefined
+    }
     if (this.#pending.length === 0) return
     const lines = this.#pending.length === 1 ? this.#pending[0] ?? '' : this.#pending.join('')
     this.#pending = []
+    this.#chars = 0
     this.#destination.write(lines)
   }
 }
