@@ -326,12 +326,15 @@ describe('the agent\'s node flags', () => {
     assert.deepEqual(shippedNodeFlags(), flags())
   })
 
-  it('come with the image\'s environment, which caps malloc arenas and which the bench sets for the agent as well', () => {
+  it('come with the image\'s environment, which tunes glibc\'s allocator and which the bench sets for the agent as well', () => {
     const env: Record<string, string> = {}
     for (const i of image().final.instructions.filter((i) => i.keyword === 'ENV')) {
       for (const pair of i.args.split(/\s+/)) env[pair.slice(0, pair.indexOf('='))] = pair.slice(pair.indexOf('=') + 1)
     }
-    assert.equal(env.MALLOC_ARENA_MAX, '2')
+    const tunables = new Map((env.GLIBC_TUNABLES ?? '').split(':').map((t) => [t.slice(0, t.indexOf('=')), t.slice(t.indexOf('=') + 1)]))
+    assert.equal(tunables.get('glibc.malloc.arena_max'), '2')
+    // A fixed trim threshold also fixes the mmap threshold: the cache's slabs get mappings of their own.
+    assert.ok(Number(tunables.get('glibc.malloc.trim_threshold')) > 0, 'no fixed malloc trim threshold')
     assert.deepEqual(shippedEnvironment(), env)
   })
 
