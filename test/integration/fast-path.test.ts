@@ -940,9 +940,11 @@ describe('fast path: generated requests (fast-check)', () => {
       sent += requests.length
       await both(pair, mode === 'pipelined' ? untilClosing(requests) : requests, mode, { exactAge: true })
     }), { numRuns: RUNS, endOnFailure: true })
-    // The property means something only if the fast path answered a good share of them.
+    // The property means something only if the fast path answered a good share of them: about a
+    // fifth of the generated requests qualify (19 to 26 % over runs), so a tenth leaves room for
+    // the draw while still failing if the fast path stopped answering.
     const byFastPath = (pair.plain.fastify.count - fastifyBefore[1]) - (pair.fast.fastify.count - fastifyBefore[0])
-    assert.ok(byFastPath >= sent / 5, `the fast path answered ${byFastPath} of ${sent} requests`)
+    assert.ok(byFastPath >= sent / 10, `the fast path answered ${byFastPath} of ${sent} requests`)
     console.log(`# fast-path: ${sent} requests, ${byFastPath} answered by the fast path`)
     assertSameItems(accessLines(pair.fast.h.logs()).map(accessKey), accessLines(pair.plain.h.logs()).map(accessKey), 'access-log lines')
     await assertSameMetrics(pair)
