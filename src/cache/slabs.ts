@@ -15,6 +15,10 @@
  * (amortised: after a quarter as many new slabs as there were held) and copies the bodies of
  * slabs under half full into the current one; the emptied slabs go when their last response
  * is written. After a look, every slab but the current one is at least half full.
+ *
+ * A stored body is a view of a slab that holds other entries' bodies too: write the view, copy
+ * it, decode it, but never hand out its `.buffer` (or `byteOffset`-relative reads beyond it),
+ * which would show other secrets.
  */
 
 /** What a look needs from the cache: every entry holding a body, to read and to move it. */
