@@ -33,15 +33,6 @@ export interface SlabsOptions {
   largestShared?: number
 }
 
-export interface SlabStats {
-  /** Slabs the cache's bodies were in at the last look, plus those opened since. */
-  slabs: number
-  /** Bytes of the cache's bodies in slabs at the last look. */
-  liveBytes: number
-  /** Bodies moved out of sparse slabs, in all. */
-  moved: number
-}
-
 export class Slabs {
   readonly #slabBytes: number
   readonly #largestShared: number
@@ -52,7 +43,6 @@ export class Slabs {
   /** Slabs opened since the last look, and slabs held at it. */
   #opened = 0
   #held = 0
-  #liveBytes = 0
   #moved = 0
 
   constructor (options: SlabsOptions = {}) {
@@ -100,15 +90,13 @@ export class Slabs {
       holder.body = this.#copy(holder.body)
       this.#moved++
     }
-    let liveBytes = 0
-    for (const bytes of live.values()) liveBytes += bytes
-    this.#liveBytes = liveBytes
     this.#held = live.size - sparse.size + this.#opened + (current !== undefined && !live.has(current) ? 1 : 0)
     this.#opened = 0
   }
 
-  stats (): SlabStats {
-    return { slabs: this.#held + this.#opened, liveBytes: this.#liveBytes, moved: this.#moved }
+  /** Bodies moved out of sparse slabs, in all. */
+  get moved (): number {
+    return this.#moved
   }
 
   #open (): void {

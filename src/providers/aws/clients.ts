@@ -35,7 +35,7 @@ export interface CommonClientConfig {
 }
 
 /** The client config for one region, with a request handler (and so a socket pool) of its own. */
-export function clientConfig (settings: ClientSettings, region: string | undefined): CommonClientConfig {
+function clientConfig (settings: ClientSettings, region: string | undefined): CommonClientConfig {
   return {
     ...(region === undefined ? {} : { region }),
     ...(settings.profile === undefined ? {} : { profile: settings.profile }),
@@ -48,13 +48,18 @@ export function clientConfig (settings: ClientSettings, region: string | undefin
   }
 }
 
+/** One service's clients, one per region, each made on first use with the shared settings. */
+export function regionalClients<C extends RegionalClient> (settings: ClientSettings, make: (config: CommonClientConfig) => C): RegionalClients<C> {
+  return new RegionalClients((region) => make(clientConfig(settings, region)), settings.region)
+}
+
 // The SSM and KMS clients are made in ssm.ts and kms.ts, which the provider loads when first
 // used: their SDK packages are most of the SDK code the agent would otherwise load at start.
-export const makeSecretsManager = (settings: ClientSettings) => (region: string | undefined): SecretsManagerClient =>
-  new SecretsManagerClient(clientConfig(settings, region))
+export const secretsManagerClients = (settings: ClientSettings): RegionalClients<SecretsManagerClient> =>
+  regionalClients(settings, (config) => new SecretsManagerClient(config))
 
-export const makeSts = (settings: ClientSettings) => (region: string | undefined): STSClient =>
-  new STSClient(clientConfig(settings, region))
+export const stsClients = (settings: ClientSettings): RegionalClients<STSClient> =>
+  regionalClients(settings, (config) => new STSClient(config))
 
 interface RegionalClient {
   destroy (): void

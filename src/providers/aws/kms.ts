@@ -5,12 +5,12 @@ import type {
 } from '../types.js'
 import { regionOfArn } from './arn.js'
 import { callAws } from './call.js'
-import { clientConfig, RegionalClients, type ClientSettings } from './clients.js'
+import { regionalClients, type ClientSettings, type RegionalClients } from './clients.js'
 import { malformedAnswer } from './errors.js'
 
 /** The KMS clients, one per region, made on first use. */
 export function kmsClients (settings: ClientSettings): RegionalClients<KMSClient> {
-  return new RegionalClients((region) => new KMSClient(clientConfig(settings, region)), settings.region)
+  return regionalClients(settings, (config) => new KMSClient(config))
 }
 
 /** KMS: Encrypt, Decrypt and GenerateDataKey, with symmetric keys. */

@@ -7,7 +7,7 @@ import type {
   GenerateDataKeyInput, GenerateDataKeyResult, GetParameterInput, GetParametersByPathInput,
   GetSecretInput, Parameter, Provider, SecretValue
 } from '../types.js'
-import { makeSecretsManager, makeSts, RegionalClients, type ClientSettings } from './clients.js'
+import { secretsManagerClients, stsClients, type ClientSettings, type RegionalClients } from './clients.js'
 import { UpstreamTimeoutError } from '../errors.js'
 import { checkCredentials } from './credentials-check.js'
 import { readCaBundle } from './http-handler.js'
@@ -78,9 +78,8 @@ export class AwsProvider implements Provider {
   constructor (options: AwsProviderOptions) {
     this.#options = options
     const env = options.env ?? process.env
-    const region = options.region ?? undefined
     const settings: ClientSettings = {
-      region,
+      region: options.region ?? undefined,
       profile: options.profile ?? undefined,
       // The SDK's own chain: environment, SSO and profiles, web identity (EKS IRSA), container
       // credentials (ECS, EKS Pod Identity), IMDS. Made once so every client shares its cache.
@@ -95,8 +94,8 @@ export class AwsProvider implements Provider {
       userAgent: options.userAgentSuffix,
       transport: { maxSockets: options.maxConnections, ca: readCaBundle(env), logger: options.logger }
     }
-    this.#secretsManager = new RegionalClients(makeSecretsManager(settings), region)
-    this.#sts = new RegionalClients(makeSts(settings), region)
+    this.#secretsManager = secretsManagerClients(settings)
+    this.#sts = stsClients(settings)
     this.#secrets = new SecretsManagerReader(this.#secretsManager, options.secretsManagerTimeoutMillis)
     // A call racing close() ends as an aborted call does (call.ts).
     const closed = (service: string) => () => new UpstreamTimeoutError(`${service} call was cancelled before it answered: the agent is stopping.`)

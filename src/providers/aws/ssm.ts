@@ -5,7 +5,7 @@ import { InvalidRequestError } from '../errors.js'
 import type { CallOptions, GetParameterInput, GetParametersByPathInput, Parameter, ParameterType } from '../types.js'
 import { regionOfParameterName } from './arn.js'
 import { callAws } from './call.js'
-import { clientConfig, RegionalClients, type ClientSettings } from './clients.js'
+import { regionalClients, type ClientSettings, type RegionalClients } from './clients.js'
 import { malformedAnswer } from './errors.js'
 
 /** GetParametersByPath's largest page. */
@@ -14,7 +14,7 @@ const TYPES: ReadonlySet<string> = new Set<ParameterType>(['String', 'StringList
 
 /** The SSM clients, one per region, made on first use. */
 export function ssmClients (settings: ClientSettings): RegionalClients<SSMClient> {
-  return new RegionalClients((region) => new SSMClient(clientConfig(settings, region)), settings.region)
+  return regionalClients(settings, (config) => new SSMClient(config))
 }
 
 /** Parameter Store: GetParameter and GetParametersByPath, mapped to the provider's types. */
