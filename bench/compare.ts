@@ -21,6 +21,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
+import { namedEnvironments, namedValues } from './lib/args.js'
 import { build } from './lib/build.js'
 import { HIT_PATH, writeCapturedResponse, writeHitStore } from './lib/hit.js'
 import { get } from './lib/http.js'
@@ -43,26 +44,12 @@ const { values } = parseArgs({
 })
 
 /** `NAME=VALUE` options, by name. */
-function byName (list: string[], what: string): Map<string, string> {
-  const out = new Map<string, string>()
-  for (const item of list) {
-    const at = item.indexOf('=')
-    if (at <= 0) throw new Error(`--${what} takes NAME=VALUE, not ${JSON.stringify(item)}`)
-    out.set(item.slice(0, at), item.slice(at + 1))
-  }
-  return out
-}
+const byName = (list: string[], option: string): Map<string, string> => new Map(namedValues(list, option))
 
 const agents = byName(values.agent, 'agent')
 if (agents.size === 0) throw new Error('name at least one candidate: --agent NAME=path/to/cli.js')
 const flags = byName(values.flags, 'flags')
-const envs = new Map<string, Record<string, string>>()
-for (const item of values.env) {
-  const [name, pair] = [...byName([item], 'env')][0] ?? []
-  const at = pair?.indexOf('=') ?? -1
-  if (name === undefined || pair === undefined || at <= 0) throw new Error(`--env takes NAME=VAR=VALUE, not ${JSON.stringify(item)}`)
-  envs.set(name, { ...envs.get(name), [pair.slice(0, at)]: pair.slice(at + 1) })
-}
+const envs = namedEnvironments(values.env)
 const levels = byName(values['log-level'], 'log-level')
 const limits = byName(values['memory-limit'], 'memory-limit')
 for (const name of [...flags.keys(), ...envs.keys(), ...levels.keys(), ...limits.keys()]) {

@@ -24,12 +24,12 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
+import { namedEnvironments, namedValues } from './lib/args.js'
 import { build } from './lib/build.js'
 import { HIT_PATH, writeCapturedResponse, writeHitStore } from './lib/hit.js'
 import { get, keepAlive, pool } from './lib/http.js'
 import { freePort, onExit, sleep } from './lib/procs.js'
-import { TOKEN_HEADER, agentNodeFlags } from './lib/servers.js'
-import { shippedEnvironment } from './lib/node-flags.js'
+import { TOKEN_HEADER, agentEnvironment, agentNodeFlags } from './lib/servers.js'
 import { median, round } from './lib/stats.js'
 
 const { values } = parseArgs({
@@ -48,21 +48,12 @@ if (spawnSync('valgrind', ['--version'], { stdio: 'ignore' }).status !== 0) {
   process.exit(2)
 }
 
-const pairs = (list: string[], what: string): Array<[string, string]> => list.map((item) => {
-  const at = item.indexOf('=')
-  if (at <= 0) throw new Error(`--${what} takes NAME=VALUE, not ${JSON.stringify(item)}`)
-  return [item.slice(0, at), item.slice(at + 1)]
-})
 const requests = Number(values.requests)
 const warmup = Number(values.warmup)
 const starts = Number(values.starts)
 const built = await build(log)
-const agents = values.agent.length > 0 ? pairs(values.agent, 'agent').map(([name, cli]) => [name, resolve(cli)] as [string, string]) : [['agent', built.cli] as [string, string]]
-const envs = new Map<string, Record<string, string>>()
-for (const [name, pair] of pairs(values.env, 'env')) {
-  const at = pair.indexOf('=')
-  envs.set(name, { ...envs.get(name), [pair.slice(0, at)]: pair.slice(at + 1) })
-}
+const agents = values.agent.length > 0 ? namedValues(values.agent, 'agent').map(([name, cli]) => [name, resolve(cli)] as [string, string]) : [['agent', built.cli] as [string, string]]
+const envs = namedEnvironments(values.env)
 
 const dir = mkdtempSync(join(tmpdir(), 'sa-instructions-'))
 onExit(() => { rmSync(dir, { recursive: true, force: true }) })
@@ -73,11 +64,11 @@ const responseFile = join(dir, 'response.json')
 
 interface Count { instructions: number, literalDefinitions: number }
 
-/** Starts `argv` under callgrind, counts `requests` hits after `warmup`, and stops it. */
-async function count (argv: string[], env: Record<string, string>, port: number): Promise<Count> {
+/** Starts `argv` (with its whole environment, `env`) under callgrind, counts `requests` hits after `warmup`, and stops it. */
+async function count (argv: string[], env: NodeJS.ProcessEnv, port: number): Promise<Count> {
   const out = join(dir, `callgrind-${port}.out`)
   const child = spawn('valgrind', ['--tool=callgrind', '--instr-atstart=no', '--smc-check=all-non-file', `--callgrind-out-file=${out}`, process.execPath, ...argv], {
-    env: { PATH: process.env.PATH, HOME: dir, XDG_CONFIG_HOME: join(dir, 'config'), XDG_RUNTIME_DIR: join(dir, 'run'), AWS_TOKEN: token, ...env },
+    env,
     stdio: ['ignore', 'ignore', 'ignore']
   })
   const exited = new Promise((resolve) => child.once('exit', resolve))
@@ -119,7 +110,7 @@ async function count (argv: string[], env: Record<string, string>, port: number)
 async function capture (cli: string): Promise<void> {
   const port = await freePort()
   const plain = spawn(process.execPath, [cli, 'serve', '--provider', 'local', '--store', store, '--port', String(port)], {
-    env: { PATH: process.env.PATH, HOME: dir, XDG_CONFIG_HOME: join(dir, 'config'), XDG_RUNTIME_DIR: join(dir, 'run'), AWS_TOKEN: token },
+    env: agentEnvironment(dir, token),
     stdio: 'ignore'
   })
   try {
@@ -140,7 +131,7 @@ for (const [name, cli] of agents) {
   const counts: Count[] = []
   for (let s = 0; s < starts; s++) {
     const port = await freePort()
-    const env = { ...shippedEnvironment(), ...envs.get(name) }
+    const env = { ...agentEnvironment(dir, token), ...envs.get(name) }
     counts.push(await count([...agentNodeFlags(), cli, 'serve', '--provider', 'local', '--store', store, '--port', String(port), '--log-level', 'info'], env, port))
     log(`${name}, start ${s + 1}/${starts}: ${round(counts.at(-1)?.instructions ?? NaN, 0)} instructions a hit`)
   }
@@ -149,7 +140,7 @@ for (const [name, cli] of agents) {
 const baseline: Count[] = []
 for (let s = 0; s < starts; s++) {
   const port = await freePort()
-  baseline.push(await count([built.bareHttp], { BENCH_RESPONSE_FILE: responseFile, BENCH_TOKEN: token, BENCH_PORT: String(port) }, port))
+  baseline.push(await count([built.bareHttp], { PATH: process.env.PATH, BENCH_RESPONSE_FILE: responseFile, BENCH_TOKEN: token, BENCH_PORT: String(port) }, port))
   log(`node:http, start ${s + 1}/${starts}: ${round(baseline.at(-1)?.instructions ?? NaN, 0)} instructions a hit`)
 }
 results.push({ name: 'node:http', counts: baseline })

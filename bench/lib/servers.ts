@@ -88,6 +88,26 @@ async function started (name: string, child: ChildProcess, spawnedAt: number, po
   }
 }
 
+/**
+ * The environment a bench starts the agent with: its files under `dir`, `token` as its token,
+ * and the image's own variables (docker/Dockerfile ENV), as for its flags; a candidate's own
+ * variables go on top.
+ */
+export function agentEnvironment (dir: string, token: string): NodeJS.ProcessEnv {
+  return {
+    PATH: process.env.PATH,
+    HOME: dir,
+    XDG_CONFIG_HOME: join(dir, 'config'),
+    XDG_RUNTIME_DIR: join(dir, 'run'),
+    // Nothing from this machine's own AWS setup: the agent must never reach real AWS from a bench.
+    AWS_CONFIG_FILE: join(dir, 'no-aws-config'),
+    AWS_SHARED_CREDENTIALS_FILE: join(dir, 'no-aws-credentials'),
+    AWS_EC2_METADATA_DISABLED: 'true',
+    AWS_TOKEN: token,
+    ...shippedEnvironment()
+  }
+}
+
 export async function startAgentProcess (options: AgentStart): Promise<ServerProcess> {
   const port = await freePort()
   const metricsPort = options.metrics === false ? null : await freePort()
@@ -100,20 +120,7 @@ export async function startAgentProcess (options: AgentStart): Promise<ServerPro
     ...(options.store !== undefined ? ['--store', options.store] : []),
     ...(metricsPort !== null ? ['--metrics-listen', `127.0.0.1:${metricsPort}`] : [])
   ]
-  const env: NodeJS.ProcessEnv = {
-    PATH: process.env.PATH,
-    HOME: options.dir,
-    XDG_CONFIG_HOME: join(options.dir, 'config'),
-    XDG_RUNTIME_DIR: join(options.dir, 'run'),
-    // Nothing from this machine's own AWS setup: the agent must never reach real AWS from a bench.
-    AWS_CONFIG_FILE: join(options.dir, 'no-aws-config'),
-    AWS_SHARED_CREDENTIALS_FILE: join(options.dir, 'no-aws-credentials'),
-    AWS_EC2_METADATA_DISABLED: 'true',
-    AWS_TOKEN: options.token,
-    // The image's own (docker/Dockerfile ENV), as for its flags; a candidate's env may override them.
-    ...shippedEnvironment(),
-    ...options.env
-  }
+  const env = { ...agentEnvironment(options.dir, options.token), ...options.env }
   const argv = [process.execPath, ...args]
   const { child, spawnedAt } = spawnServer('agent', options.cgroup === undefined ? argv : options.cgroup.wrap(argv), env, options.cpu, logFile)
   return started('agent', child, spawnedAt, port, options.waitPath ?? '/ping', { [TOKEN_HEADER]: options.token }, metricsPort === null ? null : `http://127.0.0.1:${metricsPort}/metrics`, logFile)
