@@ -147,20 +147,30 @@ async function run (command: string, loaded: LoadedConfig, env: NodeJS.ProcessEn
   } catch (error) {
     if (isUsageError(error)) return usageError(command, error)
     logger.fatal({ err: { message: (error as Error).message, code: (error as NodeJS.ErrnoException).code } }, 'secrets-agent could not start')
-    logger.flush()
-    return EXIT.failure
+    return await new Promise((resolve) => { flushThen(logger, () => { resolve(EXIT.failure) }) })
   }
 
   if (command === 'dev') process.stdout.write(devBanner(config, agent, token, env))
   return waitForSignal(agent, config, logger)
 }
 
-/** Writes out the log lines still buffered (they go out in 4 KiB writes), then calls `then`. */
+/** How long stopping waits for stdout to take the last log lines: its reader may have stalled. */
+const FLUSH_WAIT_MS = 2000
+
+/** Writes out the log lines still buffered (they go out in 16 KiB writes), then calls `then`. */
 function flushThen (logger: Logger, then: () => void): void {
-  try {
-    logger.flush(() => then())
-  } catch {
+  let called = false
+  const once = (): void => {
+    if (called) return
+    called = true
+    clearTimeout(wait)
     then()
+  }
+  const wait = setTimeout(once, FLUSH_WAIT_MS)
+  try {
+    logger.flush(once)
+  } catch {
+    once()
   }
 }
 

@@ -26,8 +26,10 @@ export interface LoggerOptions {
   level: LogLevel
   /** Human-friendly lines (dev) instead of JSON: a pino-pretty stream (loaded only for dev). */
   pretty?: DestinationStream
-  /** Where lines go; stdout by default. Tests pass a stream to read them. */
+  /** Where lines go, as they are logged; tests pass a stream to read them. */
   destination?: DestinationStream
+  /** Without `destination`: the file descriptor or file the batched lines go to; stdout (1) by default. */
+  output?: number | string
 }
 
 export function createLogger (options: LoggerOptions): Logger {
@@ -39,7 +41,7 @@ export function createLogger (options: LoggerOptions): Logger {
   // request itself), and written at most 100 ms after they were logged, so a quiet agent's lines
   // show (Batched, below). When stdout stalls (a log shipper that stopped reading), lines past
   // 16 MiB of backlog are dropped rather than held: the agent's memory stays bounded.
-  const destination = pino.destination({ dest: 1, sync: false, minLength: 0, maxWrite: 32 * 1024, maxLength: 16 * 1024 * 1024 })
+  const destination = pino.destination({ dest: options.output ?? 1, sync: false, minLength: 0, maxWrite: 32 * 1024, maxLength: 16 * 1024 * 1024 })
   return pino(base, new Batched(destination))
 }
 
@@ -55,15 +57,27 @@ const BATCH_MS = 100
  * appending: in-process, a write per event-loop turn of one or two lines (a busy server's turn)
  * cost 2.5 to 7.5 µs a line, against 0.4 to 0.7 µs in writes of 16 KiB (docs/bench/findings.md).
  * Order is kept: every line goes through here.
+ *
+ * flush(callback) calls back once sonic-boom has written everything: sonic-boom's own flush calls
+ * back at once when minLength is 0, with its writes still under way, and a process that exits
+ * then has its exit handler write the later lines ahead of the one still being written.
  */
 class Batched implements DestinationStream {
   #pending: string[] = []
   #chars = 0
   #timer: NodeJS.Timeout | undefined
+  /** sonic-boom has lines it has not finished writing (it emits 'drain' when it has). */
+  #writing = false
+  #flushed: Array<(error?: Error) => void> = []
+  /** Set once sonic-boom failed (EPIPE: stdout's reader is gone); it writes nothing more. */
+  #failed: Error | undefined
   readonly #destination: SonicBoom
 
   constructor (destination: SonicBoom) {
     this.#destination = destination
+    destination.on('drain', () => { this.#settle() })
+    // pino handles the error event (EPIPE stops logging; anything else is re-emitted).
+    destination.prependListener('error', (error: Error) => { this.#settle(error) })
     // pino flushes its destination synchronously on exit; lines still here go first.
     process.once('exit', () => {
       try {
@@ -82,10 +96,12 @@ class Batched implements DestinationStream {
     else if (this.#timer === undefined) this.#timer = setTimeout(this.#drain, BATCH_MS).unref()
   }
 
-  /** pino's logger.flush(callback). */
+  /** pino's logger.flush(callback): calls back once every line logged so far is written. */
   flush (callback?: (error?: Error) => void): void {
     this.#drain()
-    this.#destination.flush(callback)
+    if (callback === undefined) return
+    if (this.#writing) this.#flushed.push(callback)
+    else process.nextTick(callback, this.#failed)
   }
 
   flushSync (): void {
@@ -99,10 +115,24 @@ class Batched implements DestinationStream {
       this.#timer = undefined
     }
     if (this.#pending.length === 0) return
+    if (this.#failed !== undefined) {
+      this.#pending = []
+      this.#chars = 0
+      return
+    }
     const lines = this.#pending.length === 1 ? this.#pending[0] ?? '' : this.#pending.join('')
     this.#pending = []
     this.#chars = 0
+    this.#writing = true
     this.#destination.write(lines)
+  }
+
+  #settle (error?: Error): void {
+    this.#writing = false
+    this.#failed ??= error
+    const callbacks = this.#flushed
+    this.#flushed = []
+    for (const callback of callbacks) callback(error)
   }
 }
 

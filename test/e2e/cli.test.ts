@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, afterEach, before, describe, it } from 'node:test'
@@ -64,6 +65,23 @@ describe('secrets-agent CLI', () => {
     const agent = start(['serve', '--provider', 'local', '--store', join(dir, 'none.yaml'), '--port', '0'])
     assert.equal(await agent.exited(), 2)
     assert.match(agent.output(), /no token/)
+  })
+
+  it('exits 1 with its reason logged when the port is taken', async () => {
+    const taken = createServer()
+    await new Promise<void>((resolve) => { taken.listen(0, '127.0.0.1', resolve) })
+    try {
+      const port = (taken.address() as AddressInfo).port
+      const store = join(dir, 'taken-store.yaml')
+      await writeFile(store, 'secrets:\n  app/key: abc\n')
+      const agent = start(['serve', '--provider', 'local', '--store', store, '--port', String(port)], { AWS_TOKEN: 'tok-123' })
+      assert.equal(await agent.exited(), 1)
+      const fatal = agent.output().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.level === 60)
+      assert.equal(fatal?.msg, 'secrets-agent could not start')
+      assert.equal((fatal?.err as { code?: string } | undefined)?.code, 'EADDRINUSE')
+    } finally {
+      taken.close()
+    }
   })
 
   it('serve refuses a non-loopback address without --allow-remote', async () => {

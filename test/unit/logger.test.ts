@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
-import { describe, it } from 'node:test'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
 import { pino } from 'pino'
 import { accessLine, accessLog, createLogger, type AccessFields } from '../../src/logger.js'
 
@@ -89,6 +92,31 @@ describe('accessLine', () => {
     assert.equal(parsed.message, 'request')
     assert.deepEqual(Object.keys(parsed).slice(-6), ['method', 'route', 'status', 'ms', 'cache', 'message'])
     assert.equal(parsed.ms, 2.5)
+  })
+})
+
+describe('createLogger writing to a file', () => {
+  let dir: string
+  before(() => { dir = mkdtempSync(join(tmpdir(), 'secrets-agent-log-')) })
+  after(() => { rmSync(dir, { recursive: true, force: true }) })
+
+  it('calls a flush back once every line logged before it is in the file, in order', async () => {
+    const file = join(dir, 'flush.log')
+    const logger = createLogger({ level: 'info', output: file })
+    // 2,000 lines are about ten 16 KiB writes: sonic-boom is still writing when flush is called.
+    for (let i = 0; i < 2000; i++) logger.info({ i }, 'line')
+    await new Promise<void>((resolve, reject) => { logger.flush((error) => { if (error === undefined) resolve(); else reject(error) }) })
+    const lines = readFileSync(file, 'utf8').split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as { i: number })
+    assert.deepEqual(lines.map((l) => l.i), Array.from({ length: 2000 }, (_, i) => i))
+  })
+
+  it('calls a flush back when there is nothing left to write', async () => {
+    const file = join(dir, 'idle.log')
+    const logger = createLogger({ level: 'info', output: file })
+    logger.info('one')
+    await new Promise<void>((resolve) => { logger.flush(() => { resolve() }) })
+    await new Promise<void>((resolve) => { logger.flush(() => { resolve() }) })
+    assert.equal(readFileSync(file, 'utf8').split('\n').filter((l) => l !== '').length, 1)
   })
 })
 
