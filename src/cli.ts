@@ -154,23 +154,16 @@ async function run (command: string, loaded: LoadedConfig, env: NodeJS.ProcessEn
   return waitForSignal(agent, config, logger)
 }
 
-/** How long stopping waits for stdout to take the last log lines: its reader may have stalled. */
-const FLUSH_WAIT_MS = 2000
-
-/** Writes out the log lines still buffered (they go out in 16 KiB writes), then calls `then`. */
+/**
+ * Writes out the log lines still buffered (they go out in 16 KiB writes), then calls `then`. This
+ * waits as long as stdout's reader takes: exiting earlier would not help, as Node's exit waits for
+ * a write already under way in its threads.
+ */
 function flushThen (logger: Logger, then: () => void): void {
-  let called = false
-  const once = (): void => {
-    if (called) return
-    called = true
-    clearTimeout(wait)
-    then()
-  }
-  const wait = setTimeout(once, FLUSH_WAIT_MS)
   try {
-    logger.flush(once)
+    logger.flush(() => { then() })
   } catch {
-    once()
+    then()
   }
 }
 

@@ -1,3 +1,4 @@
+import { writeSync } from 'node:fs'
 import { pino, type Logger, type DestinationStream } from 'pino'
 import type { LogLevel } from './config/index.js'
 
@@ -58,35 +59,34 @@ const BATCH_MS = 100
  * cost 2.5 to 7.5 µs a line, against 0.4 to 0.7 µs in writes of 16 KiB (docs/bench/findings.md).
  * Order is kept: every line goes through here.
  *
- * flush(callback) calls back once sonic-boom has written everything: sonic-boom's own flush calls
- * back at once when minLength is 0, with its writes still under way, and a process that exits
- * then has its exit handler write the later lines ahead of the one still being written.
+ * flush(callback) calls back once sonic-boom has written every line so far. sonic-boom's own
+ * flush calls back at once when minLength is 0, its writes still under way; a process that exits
+ * then writes its last lines on exit, synchronously, while an earlier write may still be going on
+ * in libuv's threads, and lands after them. An exit that does not wait for flush (an uncaught
+ * error) still can put lines out of order; none are lost, as Node finishes the threads' writes.
+ *
+ * A write that fails stops the logging, not the agent: EPIPE (the reader is gone) quietly, as pino
+ * does; anything else (a full disk under a redirected stdout) with a line on stderr. A sidecar
+ * that serves secrets should outlive its log.
  */
 class Batched implements DestinationStream {
   #pending: string[] = []
   #chars = 0
   #timer: NodeJS.Timeout | undefined
-  /** sonic-boom has lines it has not finished writing (it emits 'drain' when it has). */
+  /** sonic-boom has lines it has not finished writing: between a write and its 'drain'. */
   #writing = false
   #flushed: Array<(error?: Error) => void> = []
-  /** Set once sonic-boom failed (EPIPE: stdout's reader is gone); it writes nothing more. */
+  /** Set once a write failed; nothing is written after. */
   #failed: Error | undefined
   readonly #destination: SonicBoom
 
   constructor (destination: SonicBoom) {
     this.#destination = destination
     destination.on('drain', () => { this.#settle() })
-    // pino handles the error event (EPIPE stops logging; anything else is re-emitted).
-    destination.prependListener('error', (error: Error) => { this.#settle(error) })
+    // Before pino's own listener, which stops on EPIPE and rethrows anything else.
+    destination.prependListener('error', (error: Error) => { this.#fail(error) })
     // pino flushes its destination synchronously on exit; lines still here go first.
-    process.once('exit', () => {
-      try {
-        this.#drain()
-        this.#destination.flushSync()
-      } catch {
-        // Destroyed or closed already (stdout gone): nothing more can be written.
-      }
-    })
+    process.once('exit', () => { this.flushSync() })
   }
 
   write (line: string): void {
@@ -104,9 +104,15 @@ class Batched implements DestinationStream {
     else process.nextTick(callback, this.#failed)
   }
 
+  /** On exit, and after logger.fatal. */
   flushSync (): void {
     this.#drain()
-    this.#destination.flushSync()
+    if (this.#failed !== undefined) return
+    try {
+      this.#destination.flushSync()
+    } catch {
+      // Destroyed or closed already (stdout gone): nothing more can be written.
+    }
   }
 
   readonly #drain = (): void => {
@@ -115,24 +121,37 @@ class Batched implements DestinationStream {
       this.#timer = undefined
     }
     if (this.#pending.length === 0) return
-    if (this.#failed !== undefined) {
-      this.#pending = []
-      this.#chars = 0
-      return
-    }
     const lines = this.#pending.length === 1 ? this.#pending[0] ?? '' : this.#pending.join('')
     this.#pending = []
     this.#chars = 0
+    if (this.#failed !== undefined) return
     this.#writing = true
     this.#destination.write(lines)
   }
 
   #settle (error?: Error): void {
     this.#writing = false
-    this.#failed ??= error
     const callbacks = this.#flushed
     this.#flushed = []
     for (const callback of callbacks) callback(error)
+  }
+
+  #fail (error: Error): void {
+    if (this.#failed === undefined) {
+      this.#failed = error
+      // Drops the lines sonic-boom still holds (never closing stdout or stderr): its flushSync,
+      // which pino calls on exit, would otherwise retry them forever.
+      this.#destination.destroy()
+      const code = (error as NodeJS.ErrnoException).code
+      if (code !== 'EPIPE') {
+        try {
+          writeSync(2, `secrets-agent: writing the log failed (${code ?? error.message}); logging stopped\n`)
+        } catch {
+          // stderr is gone too.
+        }
+      }
+    }
+    this.#settle(error)
   }
 }
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
@@ -138,6 +138,24 @@ describe('createLogger on stdout', () => {
     const { lines, status } = run("logger.error('about to exit')\nprocess.exit(3)")
     assert.equal(status, 3)
     assert.deepEqual(lines.map((l) => l.msg), ['about to exit'])
+  })
+
+  it('stops logging, not the process, when stdout fails, and says so once on stderr', () => {
+    // Writes to /dev/full fail with ENOSPC, as they would to a full disk.
+    const full = openSync('/dev/full', 'w')
+    try {
+      const script = `import { createLogger } from ${JSON.stringify(new URL('../../src/logger.ts', import.meta.url).href)}\nconst logger = createLogger({ level: 'info' })\n` +
+        "for (let i = 0; i < 2000; i++) logger.info({ i }, 'line')\nlogger.flush((error) => { process.stderr.write('flushed: ' + error?.code + '\\n'); logger.info('after'); logger.flush(() => { process.stderr.write('still here\\n'); process.exit(0) }) })"
+      const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', full, 'pipe'], encoding: 'utf8', timeout: 20_000 })
+      assert.equal(child.status, 0, child.stderr)
+      assert.deepEqual(child.stderr.split('\n').filter((l) => l !== ''), [
+        'secrets-agent: writing the log failed (ENOSPC); logging stopped',
+        'flushed: ENOSPC',
+        'still here'
+      ])
+    } finally {
+      closeSync(full)
+    }
   })
 
   it('writes a quiet agent\'s line within a moment, not only at exit', () => {
