@@ -85,8 +85,7 @@ class Batched implements DestinationStream {
     destination.on('drain', () => { this.#settle() })
     // Before pino's own listener, which stops on EPIPE and rethrows anything else.
     destination.prependListener('error', (error: Error) => { this.#fail(error) })
-    // pino flushes its destination synchronously on exit; lines still here go first.
-    process.once('exit', () => { this.flushSync() })
+    flushOnExit(this)
   }
 
   write (line: string): void {
@@ -153,6 +152,29 @@ class Batched implements DestinationStream {
     }
     this.#settle(error)
   }
+}
+
+/**
+ * The Batched destinations whose lines are written out on exit (pino then flushes its own). Held
+ * weakly, behind one listener: a logger nobody holds any more (a test's) is not kept alive by the
+ * process. One with lines waiting is held by its timer.
+ */
+const onExit = new Set<WeakRef<Batched>>()
+const collected = new FinalizationRegistry<WeakRef<Batched>>((ref) => { onExit.delete(ref) })
+let listening = false
+
+function flushOnExit (batched: Batched): void {
+  if (!listening) {
+    listening = true
+    process.once('exit', flushAllOnExit)
+  }
+  const ref = new WeakRef(batched)
+  onExit.add(ref)
+  collected.register(batched, ref)
+}
+
+function flushAllOnExit (): void {
+  for (const ref of onExit) ref.deref()?.flushSync()
 }
 
 /** The stream of `dev`'s human-friendly lines; pino-pretty is loaded only here. */

@@ -110,6 +110,17 @@ describe('createLogger writing to a file', () => {
     assert.deepEqual(lines.map((l) => l.i), Array.from({ length: 2000 }, (_, i) => i))
   })
 
+  it('adds one exit listener, however many loggers are made', async () => {
+    const listeners = process.listenerCount('exit')
+    const loggers = Array.from({ length: 20 }, (_, i) => createLogger({ level: 'info', output: join(dir, `many-${i}.log`) }))
+    assert.ok(process.listenerCount('exit') <= listeners + 1, `${process.listenerCount('exit') - listeners} exit listeners added`)
+    // A line each, written before the directory goes.
+    for (const logger of loggers) {
+      logger.info('one')
+      await new Promise<void>((resolve) => { logger.flush(() => { resolve() }) })
+    }
+  })
+
   it('calls a flush back when there is nothing left to write', async () => {
     const file = join(dir, 'idle.log')
     const logger = createLogger({ level: 'info', output: file })
