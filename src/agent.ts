@@ -15,6 +15,7 @@ import { buildApp } from './server/app.js'
 import { prefetch } from './server/prefetch.js'
 import { Reads } from './server/reads.js'
 import type { Readiness, ReadinessState } from './server/routes/health.js'
+import { holdTickShape } from './tick-shape.js'
 import type { Token } from './token.js'
 import { VERSION } from './version.js'
 
@@ -72,6 +73,7 @@ export class AgentReadiness implements Readiness {
 }
 
 export async function startAgent (options: AgentOptions): Promise<RunningAgent> {
+  holdTickShape()
   const { config, logger, token } = options
   const env = options.env ?? process.env
   if (!isLoopback(config.host)) {
