@@ -12,7 +12,8 @@
  * It also counts, per hit, V8's runtime calls that define a property of an object literal
  * (Runtime_DefineKeyedOwnPropertyInLiteral). Node's process.nextTick builds its tick object that
  * way; when V8's feedback for it goes megamorphic, every tick goes through the runtime and a hit
- * costs 40,000 instructions more (docs/bench/findings.md). A number above zero is that cliff.
+ * costs 40,000 instructions more (docs/bench/findings.md). A number above zero is that cliff,
+ * which src/tick-shape.ts now holds off (full collections with no tick object alive caused it).
  *
  * Usage (needs valgrind: apt-get install valgrind):
  *   node --import tsx bench/instructions.ts [--agent NAME=CLI ...] [--env NAME=VAR=VALUE ...]
