@@ -59,11 +59,11 @@ const BATCH_MS = 100
  * cost 2.5 to 7.5 µs a line, against 0.4 to 0.7 µs in writes of 16 KiB (docs/bench/findings.md).
  * Order is kept: every line goes through here.
  *
- * flush(callback) calls back once sonic-boom has written every line so far. sonic-boom's own
- * flush calls back at once when minLength is 0, its writes still under way; a process that exits
- * then writes its last lines on exit, synchronously, while an earlier write may still be going on
- * in libuv's threads, and lands after them. An exit that does not wait for flush (an uncaught
- * error) still can put lines out of order; none are lost, as Node finishes the threads' writes.
+ * flush(callback) calls back once sonic-boom has written every line so far. (sonic-boom's own
+ * flush calls back at once when minLength is 0, with its writes still under way: a CLI that then
+ * exited wrote its last lines from the exit handler ahead of a write still waiting for libuv's
+ * threads.) An exit that does not wait for flush, such as an uncaught error, can still put lines
+ * out of order; none are lost, as Node finishes the threads' writes before the process ends.
  *
  * A write that fails stops the logging, not the agent: EPIPE (the reader is gone) quietly, as pino
  * does; anything else (a full disk under a redirected stdout) with a line on stderr. A sidecar
