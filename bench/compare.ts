@@ -25,6 +25,7 @@ import { namedEnvironments, namedValues } from './lib/args.js'
 import { build } from './lib/build.js'
 import { HIT_PATH, writeCapturedResponse, writeHitStore } from './lib/hit.js'
 import { get } from './lib/http.js'
+import { environmentText } from './lib/node-flags.js'
 import { ensureWrk, wrk } from './lib/load.js'
 import { LOADGEN_CPU, PINNING, SERVER_CPU, memoryCgroup, onExit, pinSelf } from './lib/procs.js'
 import { TOKEN_HEADER, agentNodeFlags, startAgentProcess, startBaseline, type ServerProcess } from './lib/servers.js'
@@ -91,7 +92,7 @@ for (const [name, cli] of agents) {
     cli: resolve(cli), dir, token, provider: 'local', store, cpu, waitPath: PATH, logLevel: levels.get(name) ?? 'info',
     logFile: join(dir, `${name}.log`), ...(cgroup === undefined ? {} : { cgroup }), env: envs.get(name) ?? {}
   })
-  const env = Object.entries(envs.get(name) ?? {}).map(([k, v]) => `${k}=${v}`).join(' ')
+  const env = environmentText(envs.get(name) ?? {})
   log(`${name}: ${cli}, node ${agentNodeFlags().join(' ') || '(no flags)'}${env === '' ? '' : `, ${env}`}, log level ${levels.get(name) ?? 'info'}${limit === undefined ? '' : `, ${limit} MiB cgroup`}`)
   const answer = await get(server.base + PATH, headers)
   if (answer.status !== 200) throw new Error(`${name} answered ${answer.status}`)

@@ -41,7 +41,7 @@ import { autocannon, ensureWrk, wrk } from './lib/load.js'
 import { CPUS, LOADGEN_CPU, PINNING, SERVER_CPU, memoryCgroup, onExit, pinSelf, rssBytes, runChild, sleep, type MemoryCgroup } from './lib/procs.js'
 import { TOKEN_HEADER, agentNodeFlags, startAgentProcess, startBaseline, type ServerProcess } from './lib/servers.js'
 import { HIT_PATH, HIT_SECRET_ID, writeCapturedResponse, writeHitStore } from './lib/hit.js'
-import { exampleMemoryLimitBytes, shippedEnvironment } from './lib/node-flags.js'
+import { environmentText, exampleMemoryLimitBytes, shippedEnvironment } from './lib/node-flags.js'
 import { median, round } from './lib/stats.js'
 import { chart } from './lib/svg.js'
 import { AWS_KEY_ID, AWS_SECRET, fakeAwsEnv, measureRefreshOverHttp, type HttpRefreshResult } from './refresh.js'
@@ -634,7 +634,7 @@ async function machine (): Promise<Record<string, unknown>> {
   return { node: process.version, kernel: release(), cpus: CPUS, cpuModel, pinned: PINNING, serverCpu: PINNING ? SERVER_CPU : null, loadGeneratorCpu: PINNING ? LOADGEN_CPU : null, wrk: wrkVersion, source: { commit, uncommittedFilesInSrc: changed === null ? null : changed.split('\n').filter((l) => l !== '').length }, loadAverageAtStart: loadavg().map((l) => round(l, 2)) }
 }
 
-const envText = (env: Record<string, string>): string => Object.entries(env).map(([k, v]) => `${k}=${v}`).join(' ') || 'no environment of the image'
+const envText = (env: Record<string, string>): string => environmentText(env) || 'no environment of the image'
 
 async function main (): Promise<void> {
   const s = settings()

@@ -56,6 +56,11 @@ export function environmentOf (dockerfile: string): Record<string, string> {
   return env
 }
 
+/** Variables as an ENV instruction writes them, `KEY=VALUE KEY=VALUE`; '' for none. */
+export function environmentText (env: Record<string, string>): string {
+  return Object.entries(env).map(([key, value]) => `${key}=${value}`).join(' ')
+}
+
 /** The environment docker/Dockerfile's image runs the agent with. */
 export function shippedEnvironment (): Record<string, string> {
   return environmentOf(readFileSync(DOCKERFILE, 'utf8'))
