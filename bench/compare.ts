@@ -8,13 +8,15 @@
  * Usage:
  *   node --import tsx bench/compare.ts --agent NAME=CLI [--agent NAME=CLI ...]
  *     [--flags NAME='--node --flags'] [--env NAME=VAR=VALUE] [--log-level NAME=warn] [--memory-limit NAME=MiB]
+ *     [--log-file NAME=PATH]
  *     [--rounds 6] [--duration 4] [--connections 32]
  *
  * CLI is a built cli.js: `node scripts/build.mjs --outdir DIR/agent` with package.json copied to
  * DIR (src/version.ts reads it from there). One build can run under several names with other
  * flags, environment or log levels. Candidates run with the image's node flags and environment
  * (bench/lib/node-flags.ts) unless --flags says otherwise; --env adds to that environment (it
- * can be given more than once per candidate).
+ * can be given more than once per candidate). A candidate's stdout and stderr go to a file in a
+ * temporary directory, or to --log-file's PATH (/dev/null: to leave out the file system's share).
  */
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
@@ -38,6 +40,7 @@ const { values } = parseArgs({
     env: { type: 'string', multiple: true, default: [] },
     'log-level': { type: 'string', multiple: true, default: [] },
     'memory-limit': { type: 'string', multiple: true, default: [] },
+    'log-file': { type: 'string', multiple: true, default: [] },
     rounds: { type: 'string', default: '6' },
     duration: { type: 'string', default: '4' },
     connections: { type: 'string', default: '32' }
@@ -53,7 +56,8 @@ const flags = byName(values.flags, 'flags')
 const envs = namedEnvironments(values.env)
 const levels = byName(values['log-level'], 'log-level')
 const limits = byName(values['memory-limit'], 'memory-limit')
-for (const name of [...flags.keys(), ...envs.keys(), ...levels.keys(), ...limits.keys()]) {
+const logFiles = byName(values['log-file'], 'log-file')
+for (const name of [...flags.keys(), ...envs.keys(), ...levels.keys(), ...limits.keys(), ...logFiles.keys()]) {
   if (!agents.has(name)) throw new Error(`no --agent named ${name}`)
 }
 const rounds = Number(values.rounds)
@@ -90,10 +94,10 @@ for (const [name, cli] of agents) {
   else delete process.env.BENCH_AGENT_NODE_FLAGS
   const server = await startAgentProcess({
     cli: resolve(cli), dir, token, provider: 'local', store, cpu, waitPath: PATH, logLevel: levels.get(name) ?? 'info',
-    logFile: join(dir, `${name}.log`), ...(cgroup === undefined ? {} : { cgroup }), env: envs.get(name) ?? {}
+    logFile: logFiles.get(name) ?? join(dir, `${name}.log`), ...(cgroup === undefined ? {} : { cgroup }), env: envs.get(name) ?? {}
   })
   const env = environmentText(envs.get(name) ?? {})
-  log(`${name}: ${cli}, node ${agentNodeFlags().join(' ') || '(no flags)'}${env === '' ? '' : `, ${env}`}, log level ${levels.get(name) ?? 'info'}${limit === undefined ? '' : `, ${limit} MiB cgroup`}`)
+  log(`${name}: ${cli}, node ${agentNodeFlags().join(' ') || '(no flags)'}${env === '' ? '' : `, ${env}`}, log level ${levels.get(name) ?? 'info'}${limit === undefined ? '' : `, ${limit} MiB cgroup`}${logFiles.has(name) ? `, log to ${logFiles.get(name) ?? ''}` : ''}`)
   const answer = await get(server.base + PATH, headers)
   if (answer.status !== 200) throw new Error(`${name} answered ${answer.status}`)
   if (responseFile === undefined) {

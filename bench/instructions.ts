@@ -17,7 +17,7 @@
  *
  * Usage (needs valgrind: apt-get install valgrind):
  *   node --import tsx bench/instructions.ts [--agent NAME=CLI ...] [--env NAME=VAR=VALUE ...]
- *     [--requests 5000] [--warmup 3000] [--starts 2]
+ *     [--log-level NAME=warn ...] [--requests 5000] [--warmup 3000] [--starts 2]
  * Without --agent it builds the current source as `npm run build` does and counts that.
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process'
@@ -37,6 +37,7 @@ const { values } = parseArgs({
   options: {
     agent: { type: 'string', multiple: true, default: [] },
     env: { type: 'string', multiple: true, default: [] },
+    'log-level': { type: 'string', multiple: true, default: [] },
     requests: { type: 'string', default: '5000' },
     warmup: { type: 'string', default: '3000' },
     starts: { type: 'string', default: '2' }
@@ -55,6 +56,8 @@ const starts = Number(values.starts)
 const built = await build(log)
 const agents = values.agent.length > 0 ? namedValues(values.agent, 'agent').map(([name, cli]) => [name, resolve(cli)] as [string, string]) : [['agent', built.cli] as [string, string]]
 const envs = namedEnvironments(values.env)
+const levels = new Map(namedValues(values['log-level'], 'log-level'))
+for (const name of levels.keys()) if (!agents.some(([agent]) => agent === name)) throw new Error(`no --agent named ${name}`)
 
 const dir = mkdtempSync(join(tmpdir(), 'sa-instructions-'))
 onExit(() => { rmSync(dir, { recursive: true, force: true }) })
@@ -133,7 +136,7 @@ for (const [name, cli] of agents) {
   for (let s = 0; s < starts; s++) {
     const port = await freePort()
     const env = { ...agentEnvironment(dir, token), ...envs.get(name) }
-    counts.push(await count([...agentNodeFlags(), cli, 'serve', '--provider', 'local', '--store', store, '--port', String(port), '--log-level', 'info'], env, port))
+    counts.push(await count([...agentNodeFlags(), cli, 'serve', '--provider', 'local', '--store', store, '--port', String(port), '--log-level', levels.get(name) ?? 'info'], env, port))
     log(`${name}, start ${s + 1}/${starts}: ${round(counts.at(-1)?.instructions ?? NaN, 0)} instructions a hit`)
   }
   results.push({ name, counts })
