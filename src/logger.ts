@@ -38,32 +38,39 @@ export function createLogger (options: LoggerOptions): Logger {
   const base = { level, redact: { paths: REDACT_PATHS, censor: '[redacted]' }, base: { name: 'secrets-agent' } }
   if (options.pretty !== undefined) return pino(base, options.pretty)
   if (options.destination !== undefined) return pino(base, options.destination)
-  // Lines are gathered into writes of 16 KiB (one write per access line would cost more than the
-  // request itself), and written at most 100 ms after they were logged, so a quiet agent's lines
-  // show (Batched, below). When stdout stalls (a log shipper that stopped reading), lines past
-  // 16 MiB of backlog are dropped rather than held: the agent's memory stays bounded.
-  const destination = pino.destination({ dest: options.output ?? 1, sync: false, minLength: 0, maxWrite: 32 * 1024, maxLength: 16 * 1024 * 1024 })
+  // Lines are gathered into writes of 16 KiB, written at most 100 ms after they were logged so
+  // that a quiet agent's lines show, and dropped past 16 MiB of backlog (Batched, below).
+  const destination = pino.destination({ dest: options.output ?? 1, sync: false, contentMode: 'buffer', minLength: 0 })
   return pino(base, new Batched(destination))
 }
 
 type SonicBoom = ReturnType<typeof pino.destination>
 
-/** Characters of lines handed to sonic-boom together, and the longest a line waits for more. */
+/** Characters of lines written together, and the longest a line waits for more. */
 const BATCH_CHARS = 16 * 1024
 const BATCH_MS = 100
+/** Characters of lines held while stdout has not taken the last write; later lines are dropped. */
+const MAX_HELD_CHARS = 16 * 1024 * 1024
+/** The reused buffer a batch is encoded into: room for a batch's UTF-8, 3 bytes a character at most. */
+const BUFFER_BYTES = 4 * BATCH_CHARS
 
 /**
- * Hands sonic-boom lines 16 KiB at a time. sonic-boom measures the UTF-8 length of its last
- * pending chunk on every write, which flattens and scans that chunk whole when it was built by
- * appending: in-process, a write per event-loop turn of one or two lines (a busy server's turn)
- * cost 2.5 to 7.5 µs a line, against 0.4 to 0.7 µs in writes of 16 KiB (docs/bench/findings.md).
- * Order is kept: every line goes through here.
+ * Gathers lines into writes of 16 KiB, one write at a time. A write per line (a busy server's
+ * event-loop turn holds one or two) would cost more than the request the line records.
  *
- * flush(callback) calls back once sonic-boom has written every line so far. (sonic-boom's own
- * flush calls back at once when minLength is 0, with its writes still under way: a CLI that then
- * exited wrote its last lines from the exit handler ahead of a write still waiting for libuv's
- * threads.) An exit that does not wait for flush, such as an uncaught error, can still put lines
- * out of order; none are lost, as Node finishes the threads' writes before the process ends.
+ * Each batch is joined, encoded once into a buffer that is reused from write to write, and handed
+ * to sonic-boom (in its buffer mode) as bytes; lines logged while that write is under way wait
+ * for it. Given strings, sonic-boom measured their UTF-8 length on every write, fs.write encoded
+ * them, and sonic-boom encoded them again once written: copies, each a large allocation (on
+ * which glibc consolidates its free lists), that were 2,300 of the 5,300 instructions the access
+ * line added to a cache hit (docs/bench/findings.md). When stdout stalls (a log shipper that stopped reading), lines past
+ * 16 MiB of backlog are dropped rather than held: the agent's memory stays bounded.
+ *
+ * flush(callback) calls back once every line logged so far is written. (sonic-boom's own flush
+ * calls back at once when minLength is 0, with its writes still under way: a CLI that then exited
+ * wrote its last lines from the exit handler ahead of a write still waiting for libuv's threads.)
+ * An exit that does not wait for flush, such as an uncaught error, can still put lines out of
+ * order; none are lost, as Node finishes the threads' writes before the process ends.
  *
  * A write that fails stops the logging, not the agent: EPIPE (the reader is gone) quietly, as pino
  * does; anything else (a full disk under a redirected stdout) with a line on stderr. A sidecar
@@ -73,8 +80,9 @@ class Batched implements DestinationStream {
   #pending: string[] = []
   #chars = 0
   #timer: NodeJS.Timeout | undefined
-  /** sonic-boom has lines it has not finished writing: between a write and its 'drain'. */
+  /** sonic-boom has a write under way (between a write and its 'drain'); it may hold #bytes. */
   #writing = false
+  readonly #bytes = Buffer.allocUnsafeSlow(BUFFER_BYTES)
   #flushed: Array<(error?: Error) => void> = []
   /** Set once a write failed; nothing is written after. */
   #failed: Error | undefined
@@ -82,31 +90,33 @@ class Batched implements DestinationStream {
 
   constructor (destination: SonicBoom) {
     this.#destination = destination
-    destination.on('drain', () => { this.#settle() })
+    destination.on('drain', () => { this.#written() })
     // Before pino's own listener, which stops on EPIPE and rethrows anything else.
     destination.prependListener('error', (error: Error) => { this.#fail(error) })
     flushOnExit(this)
   }
 
   write (line: string): void {
+    if (this.#chars > MAX_HELD_CHARS) return
     this.#pending.push(line)
     this.#chars += line.length
     if (this.#chars >= BATCH_CHARS) this.#drain()
-    else if (this.#timer === undefined) this.#timer = setTimeout(this.#drain, BATCH_MS).unref()
+    else this.#later()
   }
 
   /** pino's logger.flush(callback): calls back once every line logged so far is written. */
   flush (callback?: (error?: Error) => void): void {
+    if (callback !== undefined) this.#flushed.push(callback)
     this.#drain()
-    if (callback === undefined) return
-    if (this.#writing) this.#flushed.push(callback)
-    else process.nextTick(callback, this.#failed)
+    // Nothing was left to write: the callback still comes later, as it does after a write.
+    if (!this.#writing) process.nextTick(() => { this.#settle(this.#failed) })
   }
 
-  /** On exit, and after logger.fatal. */
+  /** On exit, and after logger.fatal: writes what is held, then has sonic-boom write synchronously. */
   flushSync (): void {
     this.#drain()
     if (this.#failed !== undefined) return
+    if (this.#pending.length > 0) this.#send(this.#pending.join(''), Buffer.from)
     try {
       this.#destination.flushSync()
     } catch {
@@ -114,28 +124,51 @@ class Batched implements DestinationStream {
     }
   }
 
+  /** Writes the lines held, unless a write is under way ('drain' then calls again). */
   readonly #drain = (): void => {
     if (this.#timer !== undefined) {
       clearTimeout(this.#timer)
       this.#timer = undefined
     }
-    if (this.#pending.length === 0) return
-    const lines = this.#pending.length === 1 ? this.#pending[0] ?? '' : this.#pending.join('')
+    if (this.#writing || this.#pending.length === 0) return
+    this.#send(this.#pending.length === 1 ? this.#pending[0] ?? '' : this.#pending.join(''), this.#encode)
+  }
+
+  #later (): void {
+    if (this.#timer === undefined && !this.#writing) this.#timer = setTimeout(this.#drain, BATCH_MS).unref()
+  }
+
+  /** Into the reused buffer when it has room: sonic-boom holds it until the write's 'drain'. */
+  readonly #encode = (lines: string): Buffer => {
+    if (lines.length * 3 > BUFFER_BYTES) return Buffer.from(lines)
+    return this.#bytes.subarray(0, this.#bytes.write(lines))
+  }
+
+  #send (lines: string, encode: (lines: string) => Buffer): void {
     this.#pending = []
     this.#chars = 0
     if (this.#failed !== undefined) return
     this.#writing = true
-    this.#destination.write(lines)
+    this.#destination.write(encode(lines) as unknown as string)
+  }
+
+  /** sonic-boom's 'drain': everything handed to it is written. */
+  #written (): void {
+    this.#writing = false
+    if (this.#chars >= BATCH_CHARS || this.#flushed.length > 0) this.#drain()
+    if (this.#writing) return
+    if (this.#pending.length > 0) this.#later()
+    this.#settle()
   }
 
   #settle (error?: Error): void {
-    this.#writing = false
     const callbacks = this.#flushed
     this.#flushed = []
     for (const callback of callbacks) callback(error)
   }
 
   #fail (error: Error): void {
+    this.#writing = false
     if (this.#failed === undefined) {
       this.#failed = error
       // Drops the lines sonic-boom still holds (never closing stdout or stderr): its flushSync,
@@ -251,10 +284,42 @@ function lineWriter (logger: Logger): LineWriter | null {
     (internals[formattersSym] as { log?: unknown } | undefined)?.log === undefined &&
     stream !== undefined && typeof stream.write === 'function' && stream[needsMetadataGsym] !== true
   if (!reproducible) return null
-  const timeOf = time as () => string
+  const timeOf = time === pino.stdTimeFunctions.epochTime ? epochTime() : time as () => string
   return (head, ms, tail) => {
     if (!logger.isLevelEnabled('info')) return
     // Bindings are read per line: a child made later (or a rebinding) shows, as with pino.
-    stream.write('{"level":30' + timeOf() + (internals[chindingsSym] as string) + head + (Number.isFinite(ms) ? String(ms) : 'null') + tail)
+    stream.write('{"level":30' + timeOf() + (internals[chindingsSym] as string) + head + latencyText(ms) + tail)
   }
+}
+
+/**
+ * pino's default time field, `,"time":` and Date.now(), with the text kept for the millisecond:
+ * a busy agent writes tens of lines a millisecond, and a 13-digit number's text costs more than
+ * the rest of the line's assembly.
+ */
+function epochTime (): () => string {
+  let at = -1
+  let text = ''
+  return () => {
+    const now = Date.now()
+    if (now !== at) {
+      at = now
+      text = ',"time":' + String(now)
+    }
+    return text
+  }
+}
+
+/**
+ * The JSON of a latency in ms, as pino writes it (`String(ms)`, null when not finite), for ms
+ * rounded to hundredths: built from integers, whose text V8 keeps at hand, where a fraction's
+ * shortest decimal form is a costly search. Other numbers take String's way.
+ */
+export function latencyText (ms: number): string {
+  const hundredths = Math.round(ms * 100)
+  if (hundredths < 0 || hundredths >= 1e9 || hundredths / 100 !== ms) return Number.isFinite(ms) ? String(ms) : 'null'
+  const whole = Math.floor(hundredths / 100)
+  const cents = hundredths - whole * 100
+  if (cents === 0) return String(whole)
+  return String(whole) + (cents < 10 ? '.0' : '.') + String(cents % 10 === 0 ? cents / 10 : cents)
 }

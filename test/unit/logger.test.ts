@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict'
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
+import fc from 'fast-check'
 import { pino } from 'pino'
-import { accessLine, accessLog, createLogger, type AccessFields } from '../../src/logger.js'
+import { accessLine, accessLog, createLogger, latencyText, type AccessFields } from '../../src/logger.js'
 
 /** A logger as the agent makes it, writing its lines into an array. */
 function capture (level: 'info' | 'warn' = 'info'): { lines: string[], logger: ReturnType<typeof createLogger> } {
@@ -95,6 +96,18 @@ describe('accessLine', () => {
   })
 })
 
+describe('latencyText', () => {
+  it('writes a latency as String (pino) does, rounded to hundredths or not', () => {
+    const hundredths = fc.double({ min: 0, max: 1e8, noNaN: true }).map((ms) => Math.round(ms * 100) / 100)
+    fc.assert(fc.property(fc.oneof(hundredths, fc.integer({ min: 0, max: 100_000 }).map((h) => h / 100), fc.double()), (ms) => {
+      assert.equal(latencyText(ms), Number.isFinite(ms) ? String(ms) : 'null')
+    }), { numRuns: 20_000 })
+    for (const ms of [0, -0, 0.01, 0.1, 0.05, 1, 12.3, 1234.5, 9999999.99, 1e7, -1.5, 1e21, Number.NaN, Infinity, -Infinity]) {
+      assert.equal(latencyText(ms), Number.isFinite(ms) ? String(ms) : 'null', String(ms))
+    }
+  })
+})
+
 describe('createLogger writing to a file', () => {
   let dir: string
   before(() => { dir = mkdtempSync(join(tmpdir(), 'secrets-agent-log-')) })
@@ -108,6 +121,24 @@ describe('createLogger writing to a file', () => {
     await new Promise<void>((resolve, reject) => { logger.flush((error) => { if (error === undefined) resolve(); else reject(error) }) })
     const lines = readFileSync(file, 'utf8').split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as { i: number })
     assert.deepEqual(lines.map((l) => l.i), Array.from({ length: 2000 }, (_, i) => i))
+  })
+
+  it('writes lines of any length and script whole and in order, around and past its 16 KiB batches', async () => {
+    const file = join(dir, 'sizes.log')
+    const logger = createLogger({ level: 'info', output: file })
+    // Short lines, lines that straddle a batch's end, lines longer than a batch, one longer than
+    // the batch buffer, and text of 2-, 3- and 4-byte UTF-8 characters (and a lone surrogate).
+    const texts = ['a', 'é'.repeat(3000), '€'.repeat(5000), 'x'.repeat(16 * 1024), '😀'.repeat(6000), 'y'.repeat(40_000), 'z', 'bad \ud800 pair', '€'.repeat(11_000)]
+    const sent: string[] = []
+    for (let round = 0; round < 3; round++) {
+      for (const text of texts) {
+        sent.push(text)
+        logger.info({ text }, 'line')
+      }
+    }
+    await new Promise<void>((resolve, reject) => { logger.flush((error) => { if (error === undefined) resolve(); else reject(error) }) })
+    const written = readFileSync(file, 'utf8').split('\n').filter((l) => l !== '').map((l) => (JSON.parse(l) as { text: string }).text)
+    assert.deepEqual(written, sent.map((text) => text.replace('\ud800', '\ufffd')))
   })
 
   it('adds one exit listener, however many loggers are made', async () => {
@@ -167,6 +198,33 @@ describe('createLogger on stdout', () => {
     } finally {
       closeSync(full)
     }
+  })
+
+  it('holds up to 16 MiB of lines while stdout stalls, drops later ones, and writes the held ones in order once it reads', async () => {
+    // 40 MiB of lines into a pipe nobody reads: the first write blocks, the rest are held or dropped.
+    const script = `import { createLogger } from ${JSON.stringify(new URL('../../src/logger.ts', import.meta.url).href)}\nconst logger = createLogger({ level: 'info' })\n` +
+      "const pad = 'x'.repeat(150)\nfor (let i = 0; i < 200_000; i++) logger.info({ i, pad }, 'line')\nprocess.stderr.write('logged\\n')\nlogger.flush(() => { process.exit(0) })"
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'], timeout: 30_000 })
+    const stderr: Buffer[] = []
+    await new Promise<void>((resolve, reject) => {
+      child.stderr.on('data', (chunk: Buffer) => { stderr.push(chunk); if (Buffer.concat(stderr).includes('logged\n')) resolve() })
+      child.once('exit', () => { reject(new Error(`exited before logging everything: ${Buffer.concat(stderr).toString()}`)) })
+    })
+    // Only now is stdout read.
+    const stdout: Buffer[] = []
+    child.stdout.on('data', (chunk: Buffer) => { stdout.push(chunk) })
+    const [status] = await Promise.all([
+      new Promise<number | null>((resolve) => { child.once('exit', resolve) }),
+      new Promise<void>((resolve) => { child.stdout.once('end', resolve) })
+    ])
+    assert.equal(status, 0, Buffer.concat(stderr).toString())
+    const text = Buffer.concat(stdout).toString('utf8')
+    const numbers = text.split('\n').filter((l) => l !== '').map((l) => (JSON.parse(l) as { i: number }).i)
+    // Every line up to some point, in order, then nothing: what came later was dropped, not reordered.
+    assert.deepEqual(numbers, Array.from({ length: numbers.length }, (_, i) => i))
+    assert.ok(numbers.length < 200_000, 'no line was dropped')
+    assert.ok(text.length >= 16 * 1024 * 1024, `only ${text.length} characters were kept`)
+    assert.ok(text.length < 17 * 1024 * 1024, `${text.length} characters were kept`)
   })
 
   it('writes a quiet agent\'s line within a moment, not only at exit', () => {
