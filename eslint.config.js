@@ -15,5 +15,12 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       'no-console': 'off'
     }
+  },
+  {
+    files: ['src/**/*.ts'],
+    rules: {
+      // Node defines these globals as accessors: each use calls a getter. Imported, they are constants.
+      'no-restricted-globals': ['error', { name: 'performance', message: "import { performance } from 'node:perf_hooks'" }]
+    }
   }
 )

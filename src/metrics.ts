@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Metric, type MetricValueWithName } from 'prom-client'
 import type { CacheEvent, SecretCache } from './cache/secret-cache.js'
 import { ProviderError } from './providers/errors.js'

@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks'
 import { LRUCache } from 'lru-cache'
 import { NotFoundError, isProviderError, type ProviderError } from '../providers/errors.js'
 import { Slabs } from './slabs.js'

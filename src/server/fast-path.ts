@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import { performance } from 'node:perf_hooks'
 import { parse as parseQuery } from 'fast-querystring'
 import type { CacheResult } from '../cache/secret-cache.js'
 import type { GetSecretInput } from '../providers/types.js'
