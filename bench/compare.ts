@@ -19,7 +19,7 @@
  * temporary directory, or to --log-file's PATH (/dev/null: to leave out the file system's share).
  */
 import { randomBytes } from 'node:crypto'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -29,7 +29,7 @@ import { HIT_PATH, writeCapturedResponse, writeHitStore } from './lib/hit.js'
 import { get } from './lib/http.js'
 import { environmentText } from './lib/node-flags.js'
 import { ensureWrk, wrk } from './lib/load.js'
-import { LOADGEN_CPU, PINNING, SERVER_CPU, memoryCgroup, onExit, pinSelf } from './lib/procs.js'
+import { LOADGEN_CPU, PINNING, SERVER_CPU, cpuMs, memoryCgroup, onExit, pinSelf } from './lib/procs.js'
 import { TOKEN_HEADER, agentNodeFlags, startAgentProcess, startBaseline, type ServerProcess } from './lib/servers.js'
 import { median, round } from './lib/stats.js'
 
@@ -77,12 +77,6 @@ const PATH = HIT_PATH
 const store = writeHitStore(dir)
 const cpu = PINNING ? SERVER_CPU : null
 
-/** CPU time (user + system) of a process so far, in ms: /proc counts it in USER_HZ ticks, 100 a second on Linux. */
-function cpuMs (pid: number): number {
-  const fields = (readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1] ?? '').split(' ')
-  return (Number(fields[11]) + Number(fields[12])) * 10
-}
-
 const servers: Array<{ name: string, server: ServerProcess }> = []
 let responseFile: string | undefined
 for (const [name, cli] of agents) {
@@ -117,10 +111,10 @@ for (let r = 0; r < rounds; r++) {
   const order = [...servers.slice(r % servers.length), ...servers.slice(0, r % servers.length)]
   const rps = new Map<string, number>()
   for (const { name, server } of order) {
-    const before = cpuMs(server.pid)
+    const before = cpuMs(server.pid) ?? NaN
     const result = await wrk(server.base + PATH, headers, { connections, durationS })
     if (result.non2xx > 0 || result.socketErrors > 0) throw new Error(`${name}: ${result.non2xx} non-2xx answers, ${result.socketErrors} socket errors`)
-    cpuPerRequest.get(name)?.push((cpuMs(server.pid) - before) * 1000 / result.requests)
+    cpuPerRequest.get(name)?.push(((cpuMs(server.pid) ?? NaN) - before) * 1000 / result.requests)
     rps.set(name, result.rps)
   }
   const base = rps.get('node:http') ?? NaN

@@ -38,7 +38,7 @@ import { FakeAws } from '../test/support/fake-aws.js'
 import { ROOT, build, type Built } from './lib/build.js'
 import { get, keepAlive, pool, postJson } from './lib/http.js'
 import { autocannon, ensureWrk, wrk } from './lib/load.js'
-import { CPUS, LOADGEN_CPU, PINNING, SERVER_CPU, memoryCgroup, onExit, pinSelf, rssBytes, runChild, sleep, type MemoryCgroup } from './lib/procs.js'
+import { CPUS, LOADGEN_CPU, PINNING, SERVER_CPU, cpuMs, memoryCgroup, onExit, pinSelf, rssBytes, runChild, sleep, type MemoryCgroup } from './lib/procs.js'
 import { TOKEN_HEADER, agentNodeFlags, startAgentProcess, startBaseline, type ServerProcess } from './lib/servers.js'
 import { HIT_PATH, HIT_SECRET_ID, writeCapturedResponse, writeHitStore } from './lib/hit.js'
 import { environmentText, exampleMemoryLimitBytes, shippedEnvironment } from './lib/node-flags.js'
@@ -148,17 +148,20 @@ interface HitResult {
   wrk: { skipped: string } | {
     connections: number
     durationS: number
-    rounds: Array<{ order: string[], rps: Record<Name, number>, non2xx: number, socketErrors: number }>
+    rounds: Array<{ order: string[], rps: Record<Name, number>, cpuUsPerRequest: Record<Name, number>, non2xx: number, socketErrors: number }>
     medianRps: Record<Name, number>
-    ratios: { agentToHttp: number, fastifyToHttp: number, agentToFastify: number }
+    /** The server's CPU time (user + system, all threads) per request answered, median of rounds. */
+    medianCpuUsPerRequest: Record<Name, number>
+    ratios: { agentToHttp: number, fastifyToHttp: number, agentToFastify: number, cpuAgentToHttp: number }
   }
   latency: {
     rate: number
     connections: number
     durationS: number
-    rounds: Array<{ order: string[], p50: Record<Name, number>, p99: Record<Name, number>, p999: Record<Name, number>, achievedRps: Record<Name, number>, non2xx: number, errors: number }>
+    rounds: Array<{ order: string[], p50: Record<Name, number>, p99: Record<Name, number>, p999: Record<Name, number>, achievedRps: Record<Name, number>, cpuUsPerRequest: Record<Name, number>, non2xx: number, errors: number }>
     median: Record<Name, { p50: number, p99: number, p999: number }>
-    ratios: { p50AgentToHttp: number, p99AgentToHttp: number, p999AgentToHttp: number, p99FastifyToHttp: number }
+    medianCpuUsPerRequest: Record<Name, number>
+    ratios: { p50AgentToHttp: number, p99AgentToHttp: number, p999AgentToHttp: number, p99FastifyToHttp: number, cpuAgentToHttp: number }
   }
   responseBytes: number
   idleRssMB: Record<Name, number | null>
@@ -209,15 +212,18 @@ async function measureHits (ctx: Context): Promise<HitResult> {
       for (let r = 0; r < s.rounds; r++) {
         const order = rotate(NAMES, r)
         const rps = {} as Record<Name, number>
+        const cpuUsPerRequest = {} as Record<Name, number>
         let non2xx = 0
         let socketErrors = 0
         for (const name of order) {
+          const before = cpuMs(servers[name].pid) ?? NaN
           const result = await wrk(url(name), ctx.headers, { connections: s.connections, durationS: s.durationS })
+          cpuUsPerRequest[name] = round(((cpuMs(servers[name].pid) ?? NaN) - before) * 1000 / result.requests)
           rps[name] = result.rps
           non2xx += result.non2xx
           socketErrors += result.socketErrors
         }
-        rounds.push({ order: order.map((n) => LABEL[n]), rps, non2xx, socketErrors })
+        rounds.push({ order: order.map((n) => LABEL[n]), rps, cpuUsPerRequest, non2xx, socketErrors })
         log(`throughput round ${r + 1}/${s.rounds}: ${order.map((n) => `${LABEL[n]} ${Math.round(rps[n])}`).join(', ')} req/s; agent/node:http ${round(rps.agent / rps.http, 3)}`)
       }
       const medianRps = Object.fromEntries(NAMES.map((n) => [n, round(median(rounds.map((r) => r.rps[n])), 0)])) as Record<Name, number>
@@ -227,10 +233,12 @@ async function measureHits (ctx: Context): Promise<HitResult> {
         durationS: s.durationS,
         rounds,
         medianRps,
+        medianCpuUsPerRequest: Object.fromEntries(NAMES.map((n) => [n, round(median(rounds.map((r) => r.cpuUsPerRequest[n])))])) as Record<Name, number>,
         ratios: {
           agentToHttp: round(median(rounds.map((r) => r.rps.agent / r.rps.http))),
           fastifyToHttp: round(median(rounds.map((r) => r.rps.fastify / r.rps.http))),
-          agentToFastify: round(median(rounds.map((r) => r.rps.agent / r.rps.fastify)))
+          agentToFastify: round(median(rounds.map((r) => r.rps.agent / r.rps.fastify))),
+          cpuAgentToHttp: round(median(rounds.map((r) => r.cpuUsPerRequest.agent / r.cpuUsPerRequest.http)))
         }
       }
     }
@@ -240,14 +248,16 @@ async function measureHits (ctx: Context): Promise<HitResult> {
     const latencyRounds: HitResult['latency']['rounds'] = []
     for (let r = 0; r < s.rounds; r++) {
       const order = rotate(NAMES, r)
-      const round_ = { order: order.map((n) => LABEL[n]), p50: {}, p99: {}, p999: {}, achievedRps: {}, non2xx: 0, errors: 0 } as HitResult['latency']['rounds'][number]
+      const round_ = { order: order.map((n) => LABEL[n]), p50: {}, p99: {}, p999: {}, achievedRps: {}, cpuUsPerRequest: {}, non2xx: 0, errors: 0 } as HitResult['latency']['rounds'][number]
       for (const name of order) {
+        const before = cpuMs(servers[name].pid) ?? NaN
         // One extra second up front, not counted: the staggered starts ramp up during it.
         const result = await autocannon({ mode: 'rate', url: url(name), headers: ctx.headers, rate, connections: s.connections, durationS: s.durationS + 1, skipMs: 1500 }, (s.durationS + 60) * 1000)
         round_.p50[name] = round(result.latencyMs.p50)
         round_.p99[name] = round(result.latencyMs.p99)
         round_.p999[name] = round(result.latencyMs.p999)
         round_.achievedRps[name] = round(result.requests / (s.durationS + 1), 0)
+        round_.cpuUsPerRequest[name] = round(((cpuMs(servers[name].pid) ?? NaN) - before) * 1000 / result.requests)
         round_.non2xx += result.non2xx
         round_.errors += result.errors + result.timeouts
       }
@@ -268,7 +278,9 @@ async function measureHits (ctx: Context): Promise<HitResult> {
         durationS: s.durationS,
         rounds: latencyRounds,
         median: Object.fromEntries(NAMES.map((n) => [n, { p50: med((r) => r.p50[n]), p99: med((r) => r.p99[n]), p999: med((r) => r.p999[n]) }])) as HitResult['latency']['median'],
+        medianCpuUsPerRequest: Object.fromEntries(NAMES.map((n) => [n, med((r) => r.cpuUsPerRequest[n])])) as Record<Name, number>,
         ratios: {
+          cpuAgentToHttp: med((r) => r.cpuUsPerRequest.agent / r.cpuUsPerRequest.http),
           p50AgentToHttp: med((r) => r.p50.agent / r.p50.http),
           p99AgentToHttp: med((r) => r.p99.agent / r.p99.http),
           p999AgentToHttp: med((r) => r.p999.agent / r.p999.http),
@@ -584,13 +596,15 @@ function report (results: Results): string {
     const rows: string[][] = [['cache hit', 'agent', 'bare node:http', 'bare fastify', 'agent ÷ node:http']]
     if (w !== null) rows.push([`throughput, req/s (wrk, ${w.connections} conn., median of ${w.rounds.length} × ${w.durationS} s)`, String(w.medianRps.agent), String(w.medianRps.http), String(w.medianRps.fastify), `${w.ratios.agentToHttp}×`])
     else rows.push(['throughput (wrk)', 'skipped', '', '', ''])
+    if (w !== null) rows.push(['CPU per request under wrk, µs', String(w.medianCpuUsPerRequest.agent), String(w.medianCpuUsPerRequest.http), String(w.medianCpuUsPerRequest.fastify), `${w.ratios.cpuAgentToHttp}×`])
     for (const [label, key, ratio] of [['p50', 'p50', l.ratios.p50AgentToHttp], ['p99', 'p99', l.ratios.p99AgentToHttp], ['p99.9', 'p999', l.ratios.p999AgentToHttp]] as const) {
       rows.push([`latency ${label} at ${l.rate} req/s, ms`, String(l.median.agent[key]), String(l.median.http[key]), String(l.median.fastify[key]), `${ratio}×`])
     }
+    rows.push([`CPU per request at ${l.rate} req/s, µs`, String(l.medianCpuUsPerRequest.agent), String(l.medianCpuUsPerRequest.http), String(l.medianCpuUsPerRequest.fastify), `${l.ratios.cpuAgentToHttp}×`])
     if (start !== null) rows.push([`start to first 200, ms (median of ${start.starts})`, String(start.medianMs.agent), String(start.medianMs['node:http']), String(start.medianMs.fastify), `${start.agentToFastify}× fastify`])
     rows.push(['RSS after the hit runs, MB', String(hit.idleRssMB.agent), String(hit.idleRssMB.http), String(hit.idleRssMB.fastify), ''])
     lines.push(table(rows), '')
-    lines.push(`Ratios are medians of same-round ratios. Response: ${hit.responseBytes} bytes.${start !== null ? ` Agent on --provider aws (fake AWS), start to first 200: ${start.medianMs['agent (aws)']} ms.` : ''}`, '')
+    lines.push(`Ratios are medians of same-round ratios. CPU: the server's user and system time, all threads, per request answered. Response: ${hit.responseBytes} bytes.${start !== null ? ` Agent on --provider aws (fake AWS), start to first 200: ${start.medianMs['agent (aws)']} ms.` : ''}`, '')
   } else if (start !== null) {
     lines.push(`start to first 200 (median of ${start.starts}): ${JSON.stringify(start.medianMs)}; agent ÷ fastify ${start.agentToFastify}×`, '')
   }
