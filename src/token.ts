@@ -1,4 +1,4 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
+import * as crypto from 'node:crypto'
 import { watch, type FSWatcher } from 'node:fs'
 import { mkdir, readFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
@@ -51,7 +51,7 @@ export class Token {
 
   /** True when `candidate` is the token. */
   matches (candidate: string): boolean {
-    return timingSafeEqual(digest(candidate), this.#digest)
+    return crypto.timingSafeEqual(digest(candidate), this.#digest)
   }
 
   /** Re-reads the token file when it changes, so a rotated token takes effect without a restart. */
@@ -76,7 +76,7 @@ export class Token {
       const value = (await readFile(file, 'utf8')).trim()
       if (value === '') throw new Error('empty')
       const next = digest(value)
-      if (!timingSafeEqual(next, this.#digest)) {
+      if (!crypto.timingSafeEqual(next, this.#digest)) {
         this.#digest = next
         this.#logger?.info({ tokenFile: file }, 'token file changed; the new token is in effect')
       }
@@ -91,13 +91,17 @@ export class Token {
   }
 }
 
-function digest (value: string): Buffer {
-  return createHash('sha256').update(value, 'utf8').digest()
-}
+/**
+ * sha256 of a string's UTF-8, once per request: crypto.hash (Node 20.12 and later) makes no Hash
+ * object, which costs about a third of the hash's time; older Node takes createHash's way.
+ */
+const digest: (value: string) => Buffer = typeof crypto.hash === 'function'
+  ? (value) => crypto.hash('sha256', value, 'buffer')
+  : (value) => crypto.createHash('sha256').update(value, 'utf8').digest()
 
 /** A fresh 256-bit token, base64url. */
 export function generateTokenValue (): string {
-  return randomBytes(32).toString('base64url')
+  return crypto.randomBytes(32).toString('base64url')
 }
 
 /** Finds the token as DESIGN §4 says: `--token-file`, then the listed variables. */

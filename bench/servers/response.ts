@@ -3,7 +3,7 @@
  * (body bytes and headers, captured from the running agent), and the same token check the agent
  * does (src/token.ts): sha256 of both sides, compared with timingSafeEqual.
  */
-import { createHash, timingSafeEqual } from 'node:crypto'
+import * as crypto from 'node:crypto'
 import { readFileSync } from 'node:fs'
 
 export interface CapturedResponse {
@@ -25,14 +25,17 @@ export function baselineConfig (env: NodeJS.ProcessEnv = process.env): BaselineC
   const token = env.BENCH_TOKEN
   if (file === undefined || token === undefined) throw new Error('BENCH_RESPONSE_FILE and BENCH_TOKEN must be set')
   const captured = JSON.parse(readFileSync(file, 'utf8')) as CapturedResponse
-  const digest = (value: string): Buffer => createHash('sha256').update(value, 'utf8').digest()
+  // As src/token.ts hashes: one-shot crypto.hash where Node has it (20.12 and later).
+  const digest = typeof crypto.hash === 'function'
+    ? (value: string): Buffer => crypto.hash('sha256', value, 'buffer')
+    : (value: string): Buffer => crypto.createHash('sha256').update(value, 'utf8').digest()
   const expected = digest(token)
   return {
     port: Number(env.BENCH_PORT ?? '0'),
     headers: captured.headers,
     body: Buffer.from(captured.bodyBase64, 'base64'),
     tokenHeader: 'x-aws-parameters-secrets-token',
-    matches: (candidate) => typeof candidate === 'string' && timingSafeEqual(digest(candidate), expected)
+    matches: (candidate) => typeof candidate === 'string' && crypto.timingSafeEqual(digest(candidate), expected)
   }
 }
 

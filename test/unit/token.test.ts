@@ -21,6 +21,15 @@ describe('Token', () => {
       assert.equal(token.matches(wrong), false, JSON.stringify(wrong.slice(0, 20)))
     }
   })
+
+  it('compares text beyond ASCII by its UTF-8 bytes', () => {
+    const token = new Token('pässwörd-€-😀')
+    assert.equal(token.matches('pässwörd-€-😀'), true)
+    // Same UTF-16 length, or the same bytes in another encoding (ä and Ǥ share their Latin-1 byte).
+    for (const wrong of ['passwörd-€-😀', 'pässwörd-€-😁', 'p\u01e4sswörd-€-😀', 'pÃ¤sswÃ¶rd-â\u0082¬-😀', 'pässwörd-\u20ad-😀']) {
+      assert.equal(token.matches(wrong), false, wrong)
+    }
+  })
 })
 
 describe('loadToken', () => {
