@@ -19,7 +19,7 @@ export default tseslint.config(
   {
     files: ['src/**/*.ts'],
     rules: {
-      // Node defines these globals as accessors: each use calls a getter. Imported, they are constants.
+      // Node defines this global as an accessor: each use calls a getter. Imported, it is a constant.
       'no-restricted-globals': ['error', { name: 'performance', message: "import { performance } from 'node:perf_hooks'" }]
     }
   }

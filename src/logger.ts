@@ -63,8 +63,9 @@ const BUFFER_BYTES = 4 * BATCH_CHARS
  * for it. Given strings, sonic-boom measured their UTF-8 length on every write, fs.write encoded
  * them, and sonic-boom encoded them again once written: copies, each a large allocation (on
  * which glibc consolidates its free lists), that were 2,300 of the 5,300 instructions the access
- * line added to a cache hit (docs/bench/findings.md). When stdout stalls (a log shipper that stopped reading), lines past
- * 16 MiB of backlog are dropped rather than held: the agent's memory stays bounded.
+ * line added to a cache hit (docs/bench/findings.md). When stdout stalls (a log shipper that
+ * stopped reading), lines past 16 MiB of backlog are dropped rather than held: the agent's memory
+ * stays bounded.
  *
  * flush(callback) calls back once every line logged so far is written. (sonic-boom's own flush
  * calls back at once when minLength is 0, with its writes still under way: a CLI that then exited
