@@ -52,9 +52,15 @@ export function headerBytes (raw: readonly string[]): number {
  * Answers what Node's HTTP parser rejects before any route runs (a request not received within
  * the request timeout, headers past the parser's limit, malformed HTTP) in the agent's own error
  * shape, then closes the connection.
+ *
+ * Bytes after a request that said `Connection: close` are the one exception: that request is
+ * still being answered, and the connection closes after its answer, as that header asks. The
+ * bytes are ignored. (Node's HTTP client sends them when it gives a DELETE or OPTIONS a body: it
+ * frames such a body by closing the connection, not by its length.) Destroying the connection
+ * here would drop the answer and leave the client with a reset.
  */
 export function clientErrorHandler (error: Error & { code?: string }, socket: Socket): void {
-  if (error.code === 'ECONNRESET' || socket.destroyed) return
+  if (error.code === 'ECONNRESET' || error.code === 'HPE_CLOSED_CONNECTION' || socket.destroyed) return
   const answer = error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
     ? new Errors.RequestTimeout()
     : error.code === 'HPE_HEADER_OVERFLOW'
@@ -64,7 +70,7 @@ export function clientErrorHandler (error: Error & { code?: string }, socket: So
   // Write an answer only on a connection that has had none: after a response (one that said
   // `Connection: close`, or an earlier one on a kept-alive connection) more bytes would corrupt
   // what the client reads. Node's own handler holds back for the same reason.
-  if (socket.writable && socket.bytesWritten === 0 && error.code !== 'HPE_CLOSED_CONNECTION') {
+  if (socket.writable && socket.bytesWritten === 0) {
     const body = errorBody(type, message)
     socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: ${JSON_TYPE}\r\nCache-Control: no-store\r\nConnection: close\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`)
   }

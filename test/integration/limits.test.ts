@@ -92,6 +92,20 @@ describe('request limits on a listening agent', () => {
     assert.equal(bodyOf(response).__type, 'ValidationException')
   })
 
+  it('answers a request that said Connection: close though bytes follow it, then closes', async () => {
+    // Node's HTTP client sends a DELETE or OPTIONS body this way: no length, the close frames it.
+    for (const [head, status] of [
+      [`OPTIONS / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Aws-Parameters-Secrets-Token: ${TOKEN}\r\nConnection: close\r\n\r\n`, 404],
+      [request('/secretsmanager/get?secretId=s'), 200]
+    ] as const) {
+      const started = Date.now()
+      const response = await raw(port, head + '[]\r\nGET / HTTP/1.1\r\n\r\n')
+      assert.equal(statusOf(response), status, response)
+      assert.equal(response.match(/^HTTP\/1\.1 /gm)?.length, 1, 'one answer, none for the bytes after it')
+      assert.ok(Date.now() - started < 2000, 'the agent closed the connection, not the test')
+    }
+  })
+
   it('answers 408 when the request does not arrive within the request timeout', async () => {
     const started = Date.now()
     const response = await raw(port, `GET /secretsmanager/get?secretId=s HTTP/1.1\r\nHost: 127.0.0.1\r\n`, 5000)
