@@ -117,7 +117,7 @@ class Batched implements DestinationStream {
   flushSync (): void {
     this.#drain()
     if (this.#failed !== undefined) return
-    if (this.#pending.length > 0) this.#send(this.#pending.join(''), Buffer.from)
+    if (this.#pending.length > 0) this.#send(this.#pending.join(''))
     try {
       this.#destination.flushSync()
     } catch {
@@ -132,25 +132,29 @@ class Batched implements DestinationStream {
       this.#timer = undefined
     }
     if (this.#writing || this.#pending.length === 0) return
-    this.#send(this.#pending.length === 1 ? this.#pending[0] ?? '' : this.#pending.join(''), this.#encode)
+    this.#send(this.#pending.length === 1 ? this.#pending[0] ?? '' : this.#pending.join(''))
   }
 
   #later (): void {
     if (this.#timer === undefined && !this.#writing) this.#timer = setTimeout(this.#drain, BATCH_MS).unref()
   }
 
-  /** Into the reused buffer when it has room: sonic-boom holds it until the write's 'drain'. */
-  readonly #encode = (lines: string): Buffer => {
-    if (lines.length * 3 > BUFFER_BYTES) return Buffer.from(lines)
+  /**
+   * Into the reused buffer when it is free and has room. sonic-boom holds it until the write's
+   * 'drain'; a write handed over before then (flushSync's, on exit) gets bytes of its own.
+   */
+  #encode (lines: string): Buffer {
+    if (this.#writing || lines.length * 3 > BUFFER_BYTES) return Buffer.from(lines)
     return this.#bytes.subarray(0, this.#bytes.write(lines))
   }
 
-  #send (lines: string, encode: (lines: string) => Buffer): void {
+  #send (lines: string): void {
     this.#pending = []
     this.#chars = 0
     if (this.#failed !== undefined) return
+    const bytes = this.#encode(lines)
     this.#writing = true
-    this.#destination.write(encode(lines) as unknown as string)
+    this.#destination.write(bytes as unknown as string)
   }
 
   /** sonic-boom's 'drain': everything handed to it is written. */
