@@ -29,7 +29,7 @@ import { HIT_PATH, writeCapturedResponse, writeHitStore } from './lib/hit.js'
 import { get } from './lib/http.js'
 import { environmentText } from './lib/node-flags.js'
 import { ensureWrk, wrk } from './lib/load.js'
-import { LOADGEN_CPU, PINNING, SERVER_CPU, cpuMs, memoryCgroup, onExit, pinSelf } from './lib/procs.js'
+import { LOADGEN_CPU, PINNING, SERVER_CPU, cpuPerRequest, memoryCgroup, onExit, pinSelf } from './lib/procs.js'
 import { TOKEN_HEADER, agentNodeFlags, startAgentProcess, startBaseline, type ServerProcess } from './lib/servers.js'
 import { median, round } from './lib/stats.js'
 
@@ -106,15 +106,15 @@ servers.push({ name: 'node:http', server: http })
 
 for (const { server } of servers) await wrk(server.base + PATH, headers, { connections, durationS: 2 })
 const ratios = new Map<string, number[]>(servers.map(({ name }) => [name, []]))
-const cpuPerRequest = new Map<string, number[]>(servers.map(({ name }) => [name, []]))
+const cpuUsPerRequest = new Map<string, number[]>(servers.map(({ name }) => [name, []]))
 for (let r = 0; r < rounds; r++) {
   const order = [...servers.slice(r % servers.length), ...servers.slice(0, r % servers.length)]
   const rps = new Map<string, number>()
   for (const { name, server } of order) {
-    const before = cpuMs(server.pid) ?? NaN
+    const cpuUs = cpuPerRequest(server.pid)
     const result = await wrk(server.base + PATH, headers, { connections, durationS })
     if (result.non2xx > 0 || result.socketErrors > 0) throw new Error(`${name}: ${result.non2xx} non-2xx answers, ${result.socketErrors} socket errors`)
-    cpuPerRequest.get(name)?.push(((cpuMs(server.pid) ?? NaN) - before) * 1000 / result.requests)
+    cpuUsPerRequest.get(name)?.push(cpuUs(result.requests))
     rps.set(name, result.rps)
   }
   const base = rps.get('node:http') ?? NaN
@@ -122,11 +122,11 @@ for (let r = 0; r < rounds; r++) {
   log(`round ${r + 1}/${rounds}: ${servers.map(({ name }) => `${name} ${Math.round(rps.get(name) ?? 0)}`).join(', ')} req/s`)
 }
 
-const baseCpu = median(cpuPerRequest.get('node:http') ?? [])
+const baseCpu = median(cpuUsPerRequest.get('node:http') ?? [])
 log('\n| server | throughput ÷ node:http (median of rounds) | CPU µs per request | node:http\'s ÷ its |')
 log('|---|---|---|---|')
 for (const { name } of servers) {
-  const cpuUs = median(cpuPerRequest.get(name) ?? [])
+  const cpuUs = median(cpuUsPerRequest.get(name) ?? [])
   log(`| ${name} | ${round(median(ratios.get(name) ?? []))}× | ${round(cpuUs, 1)} | ${round(baseCpu / cpuUs)}× |`)
 }
 for (const { server } of servers) await server.stop()

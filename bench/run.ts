@@ -38,7 +38,7 @@ import { FakeAws } from '../test/support/fake-aws.js'
 import { ROOT, build, type Built } from './lib/build.js'
 import { get, keepAlive, pool, postJson } from './lib/http.js'
 import { autocannon, ensureWrk, wrk } from './lib/load.js'
-import { CPUS, LOADGEN_CPU, PINNING, SERVER_CPU, cpuMs, memoryCgroup, onExit, pinSelf, rssBytes, runChild, sleep, type MemoryCgroup } from './lib/procs.js'
+import { CPUS, LOADGEN_CPU, PINNING, SERVER_CPU, cpuPerRequest, memoryCgroup, onExit, pinSelf, rssBytes, runChild, sleep, type MemoryCgroup } from './lib/procs.js'
 import { TOKEN_HEADER, agentNodeFlags, startAgentProcess, startBaseline, type ServerProcess } from './lib/servers.js'
 import { HIT_PATH, HIT_SECRET_ID, writeCapturedResponse, writeHitStore } from './lib/hit.js'
 import { environmentText, exampleMemoryLimitBytes, shippedEnvironment } from './lib/node-flags.js'
@@ -216,9 +216,9 @@ async function measureHits (ctx: Context): Promise<HitResult> {
         let non2xx = 0
         let socketErrors = 0
         for (const name of order) {
-          const before = cpuMs(servers[name].pid) ?? NaN
+          const cpu = cpuPerRequest(servers[name].pid)
           const result = await wrk(url(name), ctx.headers, { connections: s.connections, durationS: s.durationS })
-          cpuUsPerRequest[name] = round(((cpuMs(servers[name].pid) ?? NaN) - before) * 1000 / result.requests)
+          cpuUsPerRequest[name] = round(cpu(result.requests))
           rps[name] = result.rps
           non2xx += result.non2xx
           socketErrors += result.socketErrors
@@ -250,14 +250,14 @@ async function measureHits (ctx: Context): Promise<HitResult> {
       const order = rotate(NAMES, r)
       const round_ = { order: order.map((n) => LABEL[n]), p50: {}, p99: {}, p999: {}, achievedRps: {}, cpuUsPerRequest: {}, non2xx: 0, errors: 0 } as HitResult['latency']['rounds'][number]
       for (const name of order) {
-        const before = cpuMs(servers[name].pid) ?? NaN
+        const cpu = cpuPerRequest(servers[name].pid)
         // One extra second up front, not counted: the staggered starts ramp up during it.
         const result = await autocannon({ mode: 'rate', url: url(name), headers: ctx.headers, rate, connections: s.connections, durationS: s.durationS + 1, skipMs: 1500 }, (s.durationS + 60) * 1000)
         round_.p50[name] = round(result.latencyMs.p50)
         round_.p99[name] = round(result.latencyMs.p99)
         round_.p999[name] = round(result.latencyMs.p999)
         round_.achievedRps[name] = round(result.requests / (s.durationS + 1), 0)
-        round_.cpuUsPerRequest[name] = round(((cpuMs(servers[name].pid) ?? NaN) - before) * 1000 / result.requests)
+        round_.cpuUsPerRequest[name] = round(cpu(result.requests))
         round_.non2xx += result.non2xx
         round_.errors += result.errors + result.timeouts
       }

@@ -116,16 +116,25 @@ export function rssBytes (pid: number): number | null {
 }
 
 /**
- * CPU time (user + system, every thread) of a process so far, in ms; null when it is gone. /proc
+ * CPU time (user + system, every thread) of a process so far, in ms; NaN when it is gone. /proc
  * counts it in USER_HZ ticks, 100 a second on Linux; the machine's steal time does not inflate it.
  */
-export function cpuMs (pid: number): number | null {
+function cpuMs (pid: number): number {
   try {
     const fields = (readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1] ?? '').split(' ')
     return (Number(fields[11]) + Number(fields[12])) * 10
   } catch {
-    return null
+    return NaN
   }
+}
+
+/**
+ * Starts counting a process's CPU time; the function returned gives the µs of it spent per
+ * request, for `requests` answered since.
+ */
+export function cpuPerRequest (pid: number): (requests: number) => number {
+  const before = cpuMs(pid)
+  return (requests) => (cpuMs(pid) - before) * 1000 / requests
 }
 
 export const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
