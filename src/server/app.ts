@@ -190,7 +190,7 @@ export interface RequestRecorder {
   /** Records one answered request. */
   record: AccessLog
   /** A recorder for requests that share these fields but the latency (ms), with the work of labels and line done once. */
-  fixed (fields: Omit<AccessFields, 'ms'>): (ms: number) => void
+  fixed (fields: Omit<AccessFields, 'ms'>): (ms: number, at?: number) => void
 }
 
 /**
@@ -208,9 +208,9 @@ function requestRecorder (logger: Logger, metrics: Metrics | undefined): Request
     fixed: (fields) => {
       const series = metrics?.requests(fields.route, fields.method, fields.status)
       const line = accessLine(logger, fields)
-      return (ms) => {
+      return (ms, at) => {
         series?.observe(ms / 1000)
-        line(rounded(ms))
+        line(rounded(ms), at)
       }
     }
   }

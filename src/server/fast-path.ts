@@ -105,7 +105,8 @@ export function fastPath (options: FastPathOptions): (request: IncomingMessage, 
       'content-length': String(body.length)
     })
     response.end(body)
-    answered(performance.now() - start)
+    const end = performance.now()
+    answered(end - start, end)
     return true
   }
 }

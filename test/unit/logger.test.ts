@@ -6,7 +6,8 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import fc from 'fast-check'
 import { pino } from 'pino'
-import { accessLine, accessLog, createLogger, latencyText, type AccessFields } from '../../src/logger.js'
+import { performance } from 'node:perf_hooks'
+import { accessLine, accessLog, createLogger, latencyText, writeLatency, type AccessFields } from '../../src/logger.js'
 
 /** A logger as the agent makes it, writing its lines into an array. */
 function capture (level: 'info' | 'warn' = 'info'): { lines: string[], logger: ReturnType<typeof createLogger> } {
@@ -108,6 +109,20 @@ describe('latencyText', () => {
   })
 })
 
+describe('writeLatency', () => {
+  it('writes the bytes of latencyText, and returns where they end', () => {
+    const bytes = Buffer.alloc(64, 0x2a)
+    const check = (ms: number): void => {
+      const end = writeLatency(bytes, 5, ms)
+      assert.equal(bytes.toString('latin1', 5, end), latencyText(ms), String(ms))
+      assert.equal(bytes[end], 0x2a, 'nothing written past the end')
+      bytes.fill(0x2a)
+    }
+    fc.assert(fc.property(fc.oneof(fc.integer({ min: 0, max: 1e9 }).map((h) => h / 100), fc.double()), (ms) => { check(ms) }), { numRuns: 20_000 })
+    for (const ms of [0, -0, 0.01, 0.1, 0.05, 1, 10, 12.3, 100.07, 1234.5, 9999999.99, 1e7, -1.5, 1e21, -1.2345e-300, Number.MAX_VALUE, Number.NaN, Infinity]) check(ms)
+  })
+})
+
 describe('createLogger writing to a file', () => {
   let dir: string
   before(() => { dir = mkdtempSync(join(tmpdir(), 'secrets-agent-log-')) })
@@ -139,6 +154,49 @@ describe('createLogger writing to a file', () => {
     await new Promise<void>((resolve, reject) => { logger.flush((error) => { if (error === undefined) resolve(); else reject(error) }) })
     const written = readFileSync(file, 'utf8').split('\n').filter((l) => l !== '').map((l) => (JSON.parse(l) as { text: string }).text)
     assert.deepEqual(written, sent.map((text) => text.replace('\ud800', '\ufffd')))
+  })
+
+  it('writes access lines as logger.info does, in order with its other lines and at their time', async () => {
+    const file = join(dir, 'access.log')
+    const logger = createLogger({ level: 'info', output: file })
+    const sent: string[] = []
+    const expected = capture()
+    const lines = SAMPLES.map(({ ms: _, ...fields }) => ({ fields, write: accessLine(logger, fields), same: accessLine(expected.logger, fields) }))
+    const before = Date.now()
+    // Past several batches of recorded lines (128) and of bytes (16 KiB), text lines in between.
+    for (let i = 0; i < 1000; i++) {
+      const { write, same } = lines[i % lines.length] ?? assert.fail()
+      const ms = [0.05, 12, 1.25, 0, 3.5, 0.01, 1234.56, Number.NaN][i % 8] ?? 0
+      if (i % 2 === 0) write(ms)
+      else write(ms, performance.now())
+      same(ms)
+      if (i % 97 === 0) {
+        logger.info({ i }, 'between')
+        expected.logger.info({ i }, 'between')
+      }
+    }
+    await new Promise<void>((resolve, reject) => { logger.flush((error) => { if (error === undefined) resolve(); else reject(error) }) })
+    const after = Date.now()
+    const written = readFileSync(file, 'utf8').split('\n').filter((l) => l !== '').map((l) => l + '\n')
+    sent.push(...expected.lines)
+    assert.equal(written.length, sent.length)
+    for (let i = 0; i < written.length; i++) assert.equal(untimed(written[i]), untimed(sent[i]), `line ${i}`)
+    for (const line of written) {
+      const time = (JSON.parse(line) as { time: number }).time
+      assert.ok(Number.isInteger(time) && time >= before - 1 && time <= after, `time ${time} outside ${before}..${after}`)
+    }
+  })
+
+  it('records access lines only at info, following a level changed later', async () => {
+    const file = join(dir, 'access-level.log')
+    const logger = createLogger({ level: 'warn', output: file })
+    const line = accessLine(logger, { method: 'GET', route: '/secretsmanager/get', status: 200, cache: 'HIT' })
+    line(0.5)
+    logger.level = 'info'
+    line(0.25)
+    await new Promise<void>((resolve) => { logger.flush(() => { resolve() }) })
+    const written = readFileSync(file, 'utf8').split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as { ms: number })
+    assert.deepEqual(written.map((l) => l.ms), [0.25])
   })
 
   it('adds one exit listener, however many loggers are made', async () => {
@@ -174,6 +232,13 @@ describe('createLogger on stdout', () => {
     const { lines, status } = run("for (let i = 0; i < 2000; i++) logger.info({ i }, 'line')\nsetImmediate(() => { logger.warn({ i: 2000 }, 'last'); logger.flush(() => process.exit(0)) })")
     assert.equal(status, 0)
     assert.deepEqual(lines.map((l) => l.i), Array.from({ length: 2001 }, (_, i) => i))
+  })
+
+  it('writes recorded access lines still waiting when the process exits abruptly', () => {
+    const { lines, status } = run("import { accessLine } from " + JSON.stringify(new URL('../../src/logger.ts', import.meta.url).href) +
+      "\nconst line = accessLine(logger, { method: 'GET', route: '/secretsmanager/get', status: 200, cache: 'HIT' })\nfor (let i = 0; i < 300; i++) line(i / 100)\nlogger.warn('last')\nline(9.99)\nprocess.exit(3)")
+    assert.equal(status, 3)
+    assert.deepEqual(lines.map((l) => l.ms ?? l.msg), [...Array.from({ length: 300 }, (_, i) => i / 100), 'last', 9.99])
   })
 
   it('writes a line still waiting for its turn when the process exits abruptly', () => {
