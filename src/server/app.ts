@@ -189,7 +189,10 @@ const OPENAPI_INFO = {
 export interface RequestRecorder {
   /** Records one answered request. */
   record: AccessLog
-  /** A recorder for requests that share these fields but the latency (ms), with the work of labels and line done once. */
+  /**
+   * A recorder for requests that share these fields but the latency (ms), with the work of labels
+   * and line done once; `at` is the time of the answer as performance.now(), when at hand.
+   */
   fixed (fields: Omit<AccessFields, 'ms'>): (ms: number, at?: number) => void
 }
 

@@ -2,7 +2,6 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { performance } from 'node:perf_hooks'
 import { parse as parseQuery } from 'fast-querystring'
 import type { CacheResult } from '../cache/secret-cache.js'
-import type { GetSecretInput } from '../providers/types.js'
 import type { Token } from '../token.js'
 import type { AllowList } from './allow.js'
 import { hasValidToken, isForwarded } from './auth.js'
@@ -36,11 +35,8 @@ const PLAIN_ID = /^[A-Za-z0-9/_+=.@:-]{1,2048}$/
 const MEMO_SIZE = 1024
 const MEMO_URL = 1024
 
-/** The read a URL asks for: the input and its cache key. */
-interface Read {
-  input: GetSecretInput
-  key: string
-}
+/** The read a URL asks for: its fresh hit, or undefined (Reads.secretHits). */
+type Read = () => CacheResult<null> | undefined
 
 /**
  * Answers fresh cache hits of `GET /secretsmanager/get?secretId=ID` before fastify sees them:
@@ -62,16 +58,23 @@ export function fastPath (options: FastPathOptions): (request: IncomingMessage, 
   // What the URLs seen lately ask for, or null for one left to fastify: parsing and checking a
   // URL costs more than the lookup it leads to, and a URL's answer never changes (the parser and
   // the allow-list are fixed). Bounded in count and length; emptied when full.
+  // The last URL is compared first: an app reads the same few secrets over and over, and
+  // comparing a URL costs less than hashing it for the map.
   const memo = new Map<string, Read | null>()
+  let lastUrl = ''
+  let lastRead: Read | null = null
   const readOf = (url: string): Read | null => {
+    if (url === lastUrl) return lastRead
     let read = memo.get(url)
-    if (read !== undefined) return read
-    const secretId = onlySecretId(url.slice(PREFIX.length))
-    read = secretId === undefined || !allow.allows('secrets', secretId) ? null : { input: { secretId }, key: reads.secretKey({ secretId }) }
-    if (url.length <= MEMO_URL) {
+    if (read === undefined) {
+      const secretId = onlySecretId(url.slice(PREFIX.length))
+      read = secretId === undefined || !allow.allows('secrets', secretId) ? null : reads.secretHits({ secretId })
+      if (url.length > MEMO_URL) return read
       if (memo.size >= MEMO_SIZE) memo.clear()
       memo.set(url, read)
     }
+    lastUrl = url
+    lastRead = read
     return read
   }
   const freshHit = (request: IncomingMessage): CacheResult<null> | undefined => {
@@ -82,7 +85,7 @@ export function fastPath (options: FastPathOptions): (request: IncomingMessage, 
     if (isOverLimit(request.socket) || headerBytes(request.rawHeaders) > MAX_HEADER_BYTES) return undefined
     if (!hasValidToken(token, names, headers)) return undefined
     const read = readOf(url)
-    return read === null ? undefined : reads.secretHit(read.input, read.key)
+    return read === null ? undefined : read()
   }
 
   return function answerFreshHit (request, response) {

@@ -36,11 +36,15 @@ export class Reads {
   }
 
   /**
-   * `secret(input)` when it is a fresh hit, answered without waiting; undefined otherwise. `key`
-   * is `secretKey(input)`, for a caller that keeps it.
+   * A function answering `secret(input)` when it is a fresh hit, without waiting, and undefined
+   * otherwise. Made once for an input asked for again and again (the fast path keeps one per
+   * URL): the cache key, the loader and the options are made here, not on every hit.
    */
-  secretHit (input: GetSecretInput, key = this.secretKey(input)): CacheResult<null> | undefined {
-    return this.cache.hit(key, this.#secretLoader(input), { ttlMs: this.ttls.secretsMs })
+  secretHits (input: GetSecretInput): () => CacheResult<null> | undefined {
+    const key = this.secretKey(input)
+    const load = this.#secretLoader(input)
+    const options = { ttlMs: this.ttls.secretsMs }
+    return () => this.cache.hit(key, load, options)
   }
 
   #secretLoader (input: GetSecretInput): Loader<null> {
