@@ -17,11 +17,14 @@
  *
  * Usage (needs valgrind: apt-get install valgrind):
  *   node --import tsx bench/instructions.ts [--agent NAME=CLI ...] [--env NAME=VAR=VALUE ...]
- *     [--log-level NAME=warn ...] [--requests 5000] [--warmup 3000] [--starts 2]
+ *     [--log-level NAME=warn ...] [--requests 5000] [--warmup 3000] [--starts 2] [--keep DIR]
  * Without --agent it builds the current source as `npm run build` does and counts that.
+ * --keep DIR keeps each start's callgrind output there (NAME-START.out, for callgrind_annotate),
+ * with node run under --perf-basic-prof and its map of JIT code (NAME-START.map): callgrind names
+ * JavaScript functions by address, and the map's `start size name` lines name them.
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -40,7 +43,8 @@ const { values } = parseArgs({
     'log-level': { type: 'string', multiple: true, default: [] },
     requests: { type: 'string', default: '5000' },
     warmup: { type: 'string', default: '3000' },
-    starts: { type: 'string', default: '2' }
+    starts: { type: 'string', default: '2' },
+    keep: { type: 'string' }
   }
 })
 const log = (line: string): void => { process.stdout.write(line + '\n') }
@@ -59,6 +63,7 @@ const envs = namedEnvironments(values.env)
 const levels = new Map(namedValues(values['log-level'], 'log-level'))
 for (const name of levels.keys()) if (!agents.some(([agent]) => agent === name)) throw new Error(`no --agent named ${name}`)
 
+if (values.keep !== undefined) mkdirSync(values.keep, { recursive: true })
 const dir = mkdtempSync(join(tmpdir(), 'sa-instructions-'))
 onExit(() => { rmSync(dir, { recursive: true, force: true }) })
 const token = 'instructions-bench-token-0123456789abcdef'
@@ -69,9 +74,10 @@ const responseFile = join(dir, 'response.json')
 interface Count { instructions: number, literalDefinitions: number }
 
 /** Starts `argv` (with its whole environment, `env`) under callgrind, counts `requests` hits after `warmup`, and stops it. */
-async function count (argv: string[], env: NodeJS.ProcessEnv, port: number): Promise<Count> {
+async function count (argv: string[], env: NodeJS.ProcessEnv, port: number, keepAs: string): Promise<Count> {
   const out = join(dir, `callgrind-${port}.out`)
-  const child = spawn('valgrind', ['--tool=callgrind', '--instr-atstart=no', '--smc-check=all-non-file', `--callgrind-out-file=${out}`, process.execPath, ...argv], {
+  const named = values.keep === undefined ? [] : ['--perf-basic-prof']
+  const child = spawn('valgrind', ['--tool=callgrind', '--instr-atstart=no', '--smc-check=all-non-file', `--callgrind-out-file=${out}`, process.execPath, ...named, ...argv], {
     env,
     stdio: ['ignore', 'ignore', 'ignore']
   })
@@ -106,6 +112,12 @@ async function count (argv: string[], env: NodeJS.ProcessEnv, port: number): Pro
   if (id !== undefined) {
     for (const match of text.matchAll(new RegExp(`^cfn=\\(${id}\\)(?: [^\\n]*)?\\ncalls=(\\d+)`, 'gm'))) literalDefinitions += Number(match[1])
   }
+  if (values.keep !== undefined) {
+    copyFileSync(out, join(values.keep, `${keepAs}.out`))
+    const map = `/tmp/perf-${child.pid ?? ''}.map`
+    if (existsSync(map)) copyFileSync(map, join(values.keep, `${keepAs}.map`))
+    rmSync(map, { force: true })
+  }
   rmSync(out, { force: true })
   return { instructions: instructions / requests, literalDefinitions: literalDefinitions / requests }
 }
@@ -136,7 +148,7 @@ for (const [name, cli] of agents) {
   for (let s = 0; s < starts; s++) {
     const port = await freePort()
     const env = { ...agentEnvironment(dir, token), ...envs.get(name) }
-    counts.push(await count([...agentNodeFlags(), cli, 'serve', '--provider', 'local', '--store', store, '--port', String(port), '--log-level', levels.get(name) ?? 'info'], env, port))
+    counts.push(await count([...agentNodeFlags(), cli, 'serve', '--provider', 'local', '--store', store, '--port', String(port), '--log-level', levels.get(name) ?? 'info'], env, port, `${name}-${s + 1}`))
     log(`${name}, start ${s + 1}/${starts}: ${round(counts.at(-1)?.instructions ?? NaN, 0)} instructions a hit`)
   }
   results.push({ name, counts })
@@ -144,7 +156,7 @@ for (const [name, cli] of agents) {
 const baseline: Count[] = []
 for (let s = 0; s < starts; s++) {
   const port = await freePort()
-  baseline.push(await count([built.bareHttp], { PATH: process.env.PATH, BENCH_RESPONSE_FILE: responseFile, BENCH_TOKEN: token, BENCH_PORT: String(port) }, port))
+  baseline.push(await count([built.bareHttp], { PATH: process.env.PATH, BENCH_RESPONSE_FILE: responseFile, BENCH_TOKEN: token, BENCH_PORT: String(port) }, port, `node-http-${s + 1}`))
   log(`node:http, start ${s + 1}/${starts}: ${round(baseline.at(-1)?.instructions ?? NaN, 0)} instructions a hit`)
 }
 results.push({ name: 'node:http', counts: baseline })
