@@ -6,7 +6,8 @@
  * warm-up) and after, sampled from /proc/PID/status every second. The verdict is "flat" when RSS
  * grew by at most --tolerance-mb over the second half of the run: in its first seconds under
  * load V8 grows its young generation (1 to 16 MiB a semi-space on Node 20) and keeps it, about
- * 20 MB of RSS that is sizing, not a leak, while a leak goes on growing to the end.
+ * 20 MB of RSS that is sizing, not a leak, while a leak goes on growing to the end. It also
+ * checks that every answer of 200 the agent counted has its access line in the agent's log.
  *
  * Usage: node --import tsx bench/soak.ts [--requests 1000000] [--connections 32]
  *        [--warmup 200000] [--tolerance-mb 10] [--quick] [--out docs/bench/soak.json]
@@ -97,13 +98,16 @@ async function main (): Promise<void> {
     const metrics = (await get(agent.metricsUrl ?? '')).body.toString('utf8')
     const served = [...metrics.matchAll(/^secrets_agent_http_requests_total\{[^}]*status="200"[^}]*\} (\d+)$/gm)].reduce((sum, m) => sum + Number(m[1]), 0)
     const errorLines = Number((await runChild('grep', ['-c', '"level":[56]0', logFile], { timeoutMs: 120_000 })).stdout.trim() || '0')
+    // Every answer counted has its access line (the scrape above may add its own).
+    const accessLines = Number((await runChild('grep', ['-c', '"status":200,.*"msg":"request"', logFile], { timeoutMs: 120_000 })).stdout.trim() || '0')
+    const logged = accessLines >= served
     const errors = result.errors + result.timeouts + result.non2xx
     const growthMB = round((after - before) / MB, 1)
     const peakMB = Math.max(...samples.map((x) => x.rssMB), round(after / MB, 1))
     const halfway = samples.find((x) => x.s >= seconds / 2)
     const secondHalfGrowthMB = halfway === undefined ? growthMB : round(after / MB - halfway.rssMB, 1)
     const flat = secondHalfGrowthMB <= toleranceMB
-    const verdict = errors === 0 && flat ? 'PASS' : 'FAIL'
+    const verdict = errors === 0 && flat && logged ? 'PASS' : 'FAIL'
     const summary = {
       when: new Date().toISOString(),
       command: `npm run bench:soak${process.argv.length > 2 ? ' -- ' + process.argv.slice(2).join(' ') : ''}`,
@@ -116,6 +120,7 @@ async function main (): Promise<void> {
       timeouts: result.timeouts,
       servedByAgent200: served,
       agentErrorLogLines: errorLines,
+      agentAccessLines200: accessLines,
       seconds: round(seconds, 1),
       rps: Math.round(result.requests / seconds),
       latencyMs: { p50: round(result.latencyMs.p50), p99: round(result.latencyMs.p99), p999: round(result.latencyMs.p999), max: round(result.latencyMs.max) },
@@ -127,11 +132,11 @@ async function main (): Promise<void> {
     }
     console.log([
       '',
-      `requests ${summary.requests.toLocaleString('en-US')} in ${summary.seconds} s (${summary.rps} req/s); 2xx ${summary.ok.toLocaleString('en-US')}, non-2xx ${summary.non2xx}, errors ${summary.errors}, timeouts ${summary.timeouts}; agent counted ${served.toLocaleString('en-US')} answers of 200; ${errorLines} error lines in its log`,
+      `requests ${summary.requests.toLocaleString('en-US')} in ${summary.seconds} s (${summary.rps} req/s); 2xx ${summary.ok.toLocaleString('en-US')}, non-2xx ${summary.non2xx}, errors ${summary.errors}, timeouts ${summary.timeouts}; agent counted ${served.toLocaleString('en-US')} answers of 200 and logged ${accessLines.toLocaleString('en-US')} access lines of 200; ${errorLines} error lines in its log`,
       `latency p50 ${summary.latencyMs.p50} / p99 ${summary.latencyMs.p99} / p99.9 ${summary.latencyMs.p999} / max ${summary.latencyMs.max} ms`,
       `V8 heap used ${heapBefore.heapUsedMB} -> ${heapAfter.heapUsedMB} MB (total ${heapBefore.heapTotalMB} -> ${heapAfter.heapTotalMB} MB), external ${heapBefore.externalMB} -> ${heapAfter.externalMB} MB`,
       `RSS before ${summary.rssMB.beforeAfterWarmup} MB (after ${warmup.toLocaleString('en-US')} warm-up requests), halfway ${summary.rssMB.halfway ?? '?'} MB, after ${summary.rssMB.after} MB; growth over the second half ${secondHalfGrowthMB} MB (tolerance ${toleranceMB} MB), over the run ${growthMB} MB; peak ${peakMB} MB`,
-      `verdict: ${verdict} (${errors === 0 ? 'no errors' : `${errors} errors`}, memory ${flat ? 'flat' : 'grew'})`
+      `verdict: ${verdict} (${errors === 0 ? 'no errors' : `${errors} errors`}, memory ${flat ? 'flat' : 'grew'}, ${logged ? 'every answer logged' : 'access lines missing'})`
     ].join('\n'))
     if (out !== null) {
       mkdirSync(dirname(out), { recursive: true })
