@@ -72,7 +72,7 @@ const RECORDS = 128
  * line costs more than the line). The fast path's access lines are recorded instead (`record`):
  * three numbers a line, put into bytes 128 at a time, from bytes kept between lines. A cache hit
  * then spends a few stores on its line rather than building and copying it between requests: in
- * same-run A/Bs that was worth 5 to 7 % of the agent's throughput. Order holds: recorded lines
+ * same-run A/Bs that was worth 3 to 13 % of the agent's throughput. Order holds: recorded lines
  * are put into bytes before any later text line, and text before any later recorded line.
  *
  * When stdout stalls (a log shipper that stopped reading), lines past 16 MiB of backlog are
