@@ -159,9 +159,8 @@ describe('createLogger writing to a file', () => {
   it('writes access lines as logger.info does, in order with its other lines and at their time', async () => {
     const file = join(dir, 'access.log')
     const logger = createLogger({ level: 'info', output: file })
-    const sent: string[] = []
     const expected = capture()
-    const lines = SAMPLES.map(({ ms: _, ...fields }) => ({ fields, write: accessLine(logger, fields), same: accessLine(expected.logger, fields) }))
+    const lines = SAMPLES.map(({ ms: _, ...fields }) => ({ write: accessLine(logger, fields), same: accessLine(expected.logger, fields) }))
     const before = Date.now()
     // Past several batches of recorded lines (128) and of bytes (16 KiB), text lines in between.
     for (let i = 0; i < 1000; i++) {
@@ -178,9 +177,8 @@ describe('createLogger writing to a file', () => {
     await new Promise<void>((resolve, reject) => { logger.flush((error) => { if (error === undefined) resolve(); else reject(error) }) })
     const after = Date.now()
     const written = readFileSync(file, 'utf8').split('\n').filter((l) => l !== '').map((l) => l + '\n')
-    sent.push(...expected.lines)
-    assert.equal(written.length, sent.length)
-    for (let i = 0; i < written.length; i++) assert.equal(untimed(written[i]), untimed(sent[i]), `line ${i}`)
+    assert.equal(written.length, expected.lines.length)
+    for (let i = 0; i < written.length; i++) assert.equal(untimed(written[i]), untimed(expected.lines[i]), `line ${i}`)
     for (const line of written) {
       const time = (JSON.parse(line) as { time: number }).time
       assert.ok(Number.isInteger(time) && time >= before - 1 && time <= after, `time ${time} outside ${before}..${after}`)
@@ -238,7 +236,10 @@ describe('createLogger on stdout', () => {
     const { lines, status } = run("import { accessLine } from " + JSON.stringify(new URL('../../src/logger.ts', import.meta.url).href) +
       "\nconst line = accessLine(logger, { method: 'GET', route: '/secretsmanager/get', status: 200, cache: 'HIT' })\nfor (let i = 0; i < 300; i++) line(i / 100)\nlogger.warn('last')\nline(9.99)\nprocess.exit(3)")
     assert.equal(status, 3)
-    assert.deepEqual(lines.map((l) => l.ms ?? l.msg), [...Array.from({ length: 300 }, (_, i) => i / 100), 'last', 9.99])
+    // Every line, once. Not necessarily in order: a batch already handed to libuv's threads can
+    // land after the ones written at exit (Batched's documented limit for an exit without flush).
+    const order = (values: unknown[]): string[] => values.map(String).sort()
+    assert.deepEqual(order(lines.map((l) => l.ms ?? l.msg)), order([...Array.from({ length: 300 }, (_, i) => i / 100), 'last', 9.99]))
   })
 
   it('writes a line still waiting for its turn when the process exits abruptly', () => {
