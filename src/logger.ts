@@ -250,7 +250,7 @@ class Batched implements DestinationStream {
     this.#sent = undefined
     if (this.#used + this.#textChars >= BATCH_BYTES || this.#flushed.length > 0) this.#drain()
     if (this.#writing) return
-    if (this.#used + this.#textChars + this.#records > 0) this.#gathered()
+    if (this.#used > 0 || this.#textChars > 0 || this.#records > 0) this.#gathered()
     this.#settle()
   }
 
@@ -342,9 +342,7 @@ interface PinoInternals {
 export function accessLog (logger: Logger): AccessLog {
   const copy = pinoLines(logger)
   if (copy === null) return (fields) => { logger.info(fields, 'request') }
-  return (fields) => {
-    if (logger.isLevelEnabled('info')) copy.stream.write('{"level":30' + copy.time() + copy.bindings() + lineHead(fields) + latencyText(fields.ms) + lineTail(fields))
-  }
+  return (fields) => { copy.write(lineHead(fields), fields.ms, lineTail(fields)) }
 }
 
 /**
@@ -359,18 +357,16 @@ export function accessLine (logger: Logger, fields: Omit<AccessFields, 'ms'>): A
     const { method, route, status, cache } = fields
     return (ms) => { logger.info({ method, route, status, ms, ...(cache === undefined ? {} : { cache }) }, 'request') }
   }
-  const { stream, time, bindings } = copy
+  const { stream } = copy
   const head = lineHead(fields)
   const tail = lineTail(fields)
   if (stream instanceof Batched && copy.epochTime) {
-    const line = new RecordedLine(head, tail, bindings)
+    const line = new RecordedLine(head, tail, copy.bindings)
     return (ms, at = performance.now()) => {
       if (logger.isLevelEnabled('info')) stream.record(line, at, ms)
     }
   }
-  return (ms) => {
-    if (logger.isLevelEnabled('info')) stream.write('{"level":30' + time() + bindings() + head + latencyText(ms) + tail)
-  }
+  return (ms) => { copy.write(head, ms, tail) }
 }
 
 /** An access line to be put into bytes later: all of its bytes but the time's and the latency's. */
@@ -405,14 +401,15 @@ const lineHead = (fields: Omit<AccessFields, 'ms'>): string =>
 const lineTail = (fields: Omit<AccessFields, 'ms'>): string =>
   (fields.cache === undefined ? '' : ',"cache":' + JSON.stringify(fields.cache)) + ',"msg":"request"}\n'
 
-/** What a line of the logger's own is made of: its destination, its time field and its bindings. */
+/** How the logger's own lines are written: its destination, its bindings, its time field. */
 interface PinoLines {
   stream: DestinationStream
-  time: () => string
   /** Read per line: a child made later (or a rebinding) shows, as with pino. */
   bindings: () => string
   /** The time field is pino's default, `,"time":` and Date.now(). */
   epochTime: boolean
+  /** Writes `head`, the latency `ms`, `tail` after the level, time and bindings, when info is enabled. */
+  write: (head: string, ms: number, tail: string) => void
 }
 
 /** How to write lines as `logger.info` does, after the level; null for a logger whose lines this cannot copy. */
@@ -427,11 +424,16 @@ function pinoLines (logger: Logger): PinoLines | null {
     (internals[formattersSym] as { log?: unknown } | undefined)?.log === undefined &&
     stream !== undefined && typeof stream.write === 'function' && stream[needsMetadataGsym] !== true
   if (!reproducible) return null
+  const isEpochTime = time === pino.stdTimeFunctions.epochTime
+  const timeOf = isEpochTime ? epochTime() : time as () => string
+  const bindings = (): string => internals[chindingsSym] as string
   return {
     stream,
-    time: time === pino.stdTimeFunctions.epochTime ? epochTime() : time as () => string,
-    bindings: () => internals[chindingsSym] as string,
-    epochTime: time === pino.stdTimeFunctions.epochTime
+    bindings,
+    epochTime: isEpochTime,
+    write: (head, ms, tail) => {
+      if (logger.isLevelEnabled('info')) stream.write('{"level":30' + timeOf() + bindings() + head + latencyText(ms) + tail)
+    }
   }
 }
 
