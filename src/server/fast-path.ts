@@ -35,10 +35,6 @@ const PLAIN_ID = /^[A-Za-z0-9/_+=.@:-]{1,2048}$/
 const MEMO_SIZE = 1024
 const MEMO_URL = 1024
 
-/** Where the per-hit values go in the fast path's header list. */
-const AGE = 5
-const LENGTH = 9
-
 /** The read a URL asks for: its fresh hit, or undefined (Reads.secretHits). */
 type Read = () => CacheResult<null> | undefined
 
@@ -63,6 +59,8 @@ export function fastPath (options: FastPathOptions): (request: IncomingMessage, 
   // and Node walks a list without the own-property check it makes for each key of an object.
   // One list serves every hit: writeHead reads it before it returns and keeps nothing of it.
   const headers = ['cache-control', 'no-store', 'x-cache', 'HIT', 'age', '0', 'content-type', JSON_TYPE, 'content-length', '0']
+  const age = headers.indexOf('age') + 1
+  const length = headers.indexOf('content-length') + 1
   // What the URLs seen lately ask for, or null for one left to fastify: parsing and checking a
   // URL costs more than the lookup it leads to, and a URL's answer never changes (the parser and
   // the allow-list are fixed). Bounded in count and length; emptied when full.
@@ -108,8 +106,8 @@ export function fastPath (options: FastPathOptions): (request: IncomingMessage, 
     if (hit === undefined) return false
 
     const body = hit.entry.body
-    headers[AGE] = String(hit.ageSeconds)
-    headers[LENGTH] = String(body.length)
+    headers[age] = String(hit.ageSeconds)
+    headers[length] = String(body.length)
     response.writeHead(200, headers)
     response.end(body)
     const end = performance.now()
