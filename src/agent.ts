@@ -135,7 +135,6 @@ export async function startAgent (options: AgentOptions): Promise<RunningAgent> 
   }
   const address = app.server.address()
   const port = typeof address === 'object' && address !== null ? address.port : config.httpPort
-  logger.info({ url, port, provider: provider.kind, version: VERSION, tokenSource: token.choice.source }, 'secrets-agent listening')
 
   let metricsServer: MetricsServer | null = null
   if (config.metricsListen !== null) {
@@ -149,6 +148,8 @@ export async function startAgent (options: AgentOptions): Promise<RunningAgent> 
     }
     logger.info({ url: metricsServer.url }, 'metrics listening')
   }
+  // Said once both listeners are up: a metrics address that cannot be bound stops the start.
+  logger.info({ url, port, provider: provider.kind, version: VERSION, tokenSource: token.choice.source }, 'secrets-agent listening')
 
   // Ready once the provider can answer and the prefetch list has settled (DESIGN §3).
   const stopping = new AbortController()

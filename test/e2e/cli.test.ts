@@ -84,6 +84,25 @@ describe('secrets-agent CLI', () => {
     }
   })
 
+  it('exits 1 when the metrics address is taken, without having said it was listening', async () => {
+    const taken = createServer()
+    await new Promise<void>((resolve) => { taken.listen(0, '127.0.0.1', resolve) })
+    try {
+      const port = (taken.address() as AddressInfo).port
+      const store = join(dir, 'metrics-taken-store.yaml')
+      await writeFile(store, 'secrets:\n  app/key: abc\n')
+      const agent = start(['serve', '--provider', 'local', '--store', store, '--port', '0', '--metrics-listen', `127.0.0.1:${port}`], { AWS_TOKEN: 'tok-123' })
+      assert.equal(await agent.exited(), 1)
+      const lines = agent.output().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>)
+      const fatal = lines.find((l) => l.level === 60)
+      assert.equal(fatal?.msg, 'secrets-agent could not start')
+      assert.equal((fatal?.err as { code?: string } | undefined)?.code, 'EADDRINUSE')
+      assert.deepEqual(lines.filter((l) => l.msg === 'secrets-agent listening'), [])
+    } finally {
+      taken.close()
+    }
+  })
+
   it('serve refuses a non-loopback address without --allow-remote', async () => {
     const store = join(dir, 'remote-store.yaml')
     await writeFile(store, 'secrets: {}\n')
