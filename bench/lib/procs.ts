@@ -93,15 +93,29 @@ export function pinned (cpu: number, argv: readonly string[]): [string, string[]
 
 /** A port free on 127.0.0.1 right now. */
 export async function freePort (): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => resolve())
-  })
-  const address = server.address()
-  const port = typeof address === 'object' && address !== null ? address.port : 0
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  return port
+  const [port] = await freePorts(1)
+  return port ?? 0
+}
+
+/**
+ * `count` different ports free on 127.0.0.1 right now. Each is held until all are found: a port
+ * let go at once can be handed out again by the next request for one, and a process given the
+ * same port twice (its server and its metrics listener) fails to start with EADDRINUSE.
+ */
+export async function freePorts (count: number): Promise<number[]> {
+  const servers = Array.from({ length: count }, () => createServer())
+  try {
+    return await Promise.all(servers.map(async (server) => {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject)
+        server.listen(0, '127.0.0.1', () => resolve())
+      })
+      const address = server.address()
+      return typeof address === 'object' && address !== null ? address.port : 0
+    }))
+  } finally {
+    await Promise.all(servers.map(async (server) => new Promise<void>((resolve) => { if (server.listening) server.close(() => resolve()); else resolve() })))
+  }
 }
 
 /** Resident set size of a process in bytes (VmRSS), or null when it is gone. */

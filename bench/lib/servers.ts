@@ -8,7 +8,7 @@ import { closeSync, openSync } from 'node:fs'
 import { join } from 'node:path'
 import { until200 } from './http.js'
 import { shippedEnvironment, shippedNodeFlags } from './node-flags.js'
-import { freePort, pinned, spawnTracked, stopChild, type MemoryCgroup } from './procs.js'
+import { freePort, freePorts, pinned, spawnTracked, stopChild, type MemoryCgroup } from './procs.js'
 
 export const TOKEN_HEADER = 'X-Aws-Parameters-Secrets-Token'
 
@@ -109,8 +109,7 @@ export function agentEnvironment (dir: string, token: string): NodeJS.ProcessEnv
 }
 
 export async function startAgentProcess (options: AgentStart): Promise<ServerProcess> {
-  const port = await freePort()
-  const metricsPort = options.metrics === false ? null : await freePort()
+  const [port = 0, metricsPort = null] = await freePorts(options.metrics === false ? 1 : 2)
   const logFile = options.logFile ?? join(options.dir, 'agent.log')
   const args = [
     ...agentNodeFlags(), ...(options.nodeArgs ?? []), options.cli, 'serve',
