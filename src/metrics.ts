@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Metric, type MetricValueWithName } from 'prom-client'
+import { nodeHttp } from './builtins.js'
 import type { CacheEvent, SecretCache } from './cache/secret-cache.js'
 import { ProviderError } from './providers/errors.js'
 import type { Provider } from './providers/types.js'
@@ -283,7 +284,7 @@ export interface MetricsServer {
  * reach it on the pod network while secrets stay on loopback. It answers GET /metrics only.
  */
 export async function startMetricsServer (metrics: Metrics, listen: string): Promise<MetricsServer> {
-  const { createServer } = await import('node:http')
+  const { createServer } = nodeHttp()
   const colon = listen.lastIndexOf(':')
   const host = listen.slice(0, colon).replace(/^\[(.*)\]$/, '$1')
   const port = Number(listen.slice(colon + 1))

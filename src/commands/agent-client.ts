@@ -1,4 +1,5 @@
-import { request, type IncomingHttpHeaders } from 'node:http'
+import type { IncomingHttpHeaders } from 'node:http'
+import { nodeHttp } from '../builtins.js'
 import { loadConfig, type AgentConfig } from '../config/index.js'
 import { CommandError } from './common.js'
 import { EXIT } from './exit.js'
@@ -56,7 +57,7 @@ export function getFromAgent (address: AgentAddress, path: string, headers: Reco
       else resolve(answer as AgentAnswer)
     }
     // No keep-alive agent: one request, then the socket closes and the process can exit.
-    const req = request({ host: address.host, port: address.port, path, method: 'GET', headers, agent: false }, (res) => {
+    const req = nodeHttp().request({ host: address.host, port: address.port, path, method: 'GET', headers, agent: false }, (res) => {
       const chunks: Buffer[] = []
       res.on('data', (chunk: Buffer) => chunks.push(chunk))
       res.on('end', () => finish(null, { status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }))

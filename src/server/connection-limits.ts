@@ -1,6 +1,6 @@
-import { STATUS_CODES } from 'node:http'
 import type { Socket } from 'node:net'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { nodeHttp } from '../builtins.js'
 import { Errors } from './errors.js'
 import { JSON_TYPE, MAX_HEADER_BYTES, MAX_URL_BYTES } from './limits.js'
 import { errorBody } from './schemas.js'
@@ -72,7 +72,7 @@ export function clientErrorHandler (error: Error & { code?: string }, socket: So
   // what the client reads. Node's own handler holds back for the same reason.
   if (socket.writable && socket.bytesWritten === 0) {
     const body = errorBody(type, message)
-    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: ${JSON_TYPE}\r\nCache-Control: no-store\r\nConnection: close\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`)
+    socket.write(`HTTP/1.1 ${status} ${nodeHttp().STATUS_CODES[status] ?? ''}\r\nContent-Type: ${JSON_TYPE}\r\nCache-Control: no-store\r\nConnection: close\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`)
   }
   socket.destroy()
 }

@@ -69,4 +69,24 @@ describe('the built agent', () => {
       assert.ok(!atStart.includes(name), `${name} is loaded at start`)
     }
   })
+
+  it('imports node:http and node:https as CommonJS only, at start and in the client commands', () => {
+    // An ESM import of a built-in makes Node read every export of it, and on Node 24 some of
+    // node:http's load undici (Node's fetch): 13-17 ms of a start, for code never run. A static
+    // import costs that at start; a dynamic one when it runs, which in the agent's own code is at
+    // start too (the metrics listener). The AWS SDK's own dynamic import, for EC2's instance
+    // metadata, runs only when credentials come from there.
+    const files = new Set([
+      ...loadedWith(['cli.js', chunkOf('src/agent.ts'), chunkOf('src/providers/local/provider.ts')]),
+      ...loadedWith([chunkOf('src/providers/aws/provider.ts'), chunkOf('src/providers/aws/http-handler.ts'), chunkOf('src/commands/agent-client.ts'), chunkOf('src/metrics.ts')])
+    ])
+    assert.ok(files.size > 3)
+    for (const file of files) {
+      const source = readFileSync(join(DIST, file), 'utf8')
+      assert.doesNotMatch(source, /\bfrom\s*"(?:node:)?https?"/, `${file} imports node:http or node:https statically as ESM`)
+      if (sourcesOf(file).some((s) => s.startsWith('src/'))) {
+        assert.doesNotMatch(source, /\bimport\s*\(\s*"(?:node:)?https?"\s*\)/, `${file} imports node:http or node:https dynamically as ESM`)
+      }
+    }
+  })
 })

@@ -1,10 +1,11 @@
 import { readFileSync } from 'node:fs'
-import { Agent as HttpAgent } from 'node:http'
-import { Agent as HttpsAgent } from 'node:https'
+import type { Agent as HttpAgent } from 'node:http'
+import type { Agent as HttpsAgent } from 'node:https'
 import { NodeHttpHandler, type NodeHttpHandlerOptions } from '@smithy/node-http-handler'
 import { HttpsProxyAgent } from 'https-proxy-agent'
 import type { Logger } from 'pino'
 import { getProxyForUrl } from 'proxy-from-env'
+import { nodeHttp, nodeHttps } from '../../builtins.js'
 import { sdkLogger } from './sdk-logger.js'
 
 /** How the SDK clients reach AWS: pool size and trusted CAs. */
@@ -49,7 +50,7 @@ class ProxyRoutingHandler extends NodeHttpHandler {
   readonly #proxied = new Map<string, NodeHttpHandler>()
 
   constructor (options: TransportOptions) {
-    super(handlerOptions(options, new HttpAgent(agentOptions(options)), new HttpsAgent({ ...agentOptions(options), ...caOption(options) })))
+    super(handlerOptions(options, new (nodeHttp().Agent)(agentOptions(options)), new (nodeHttps().Agent)({ ...agentOptions(options), ...caOption(options) })))
     this.#options = options
   }
 
