@@ -7,7 +7,7 @@ const load = createRequire(import.meta.url)
 /*
  * node:http and node:https, loaded as CommonJS modules. An ESM import of a built-in makes Node
  * build a module facade that reads every one of its exports, and on Node 24 some of node:http's
- * exports are getters that load undici (Node's fetch): about 13 ms of the agent's start, for code
+ * exports are getters that load undici (Node's fetch): 13-17 ms of the agent's start, for code
  * the agent never runs. require() reads only what is asked for.
  */
 

@@ -67,40 +67,36 @@ describe('secrets-agent CLI', () => {
     assert.match(agent.output(), /no token/)
   })
 
-  it('exits 1 with its reason logged when the port is taken', async () => {
-    const taken = createServer()
-    await new Promise<void>((resolve) => { taken.listen(0, '127.0.0.1', resolve) })
+  /** Serves from a one-secret store with `flags`, where `taken` is a port another server holds; the agent's JSON lines. */
+  async function serveWithPortTaken (name: string, flags: (taken: number) => string[]): Promise<{ code: number | string, lines: Array<Record<string, unknown>> }> {
+    const other = createServer()
+    await new Promise<void>((resolve) => { other.listen(0, '127.0.0.1', resolve) })
     try {
-      const port = (taken.address() as AddressInfo).port
-      const store = join(dir, 'taken-store.yaml')
+      const store = join(dir, `${name}-store.yaml`)
       await writeFile(store, 'secrets:\n  app/key: abc\n')
-      const agent = start(['serve', '--provider', 'local', '--store', store, '--port', String(port)], { AWS_TOKEN: 'tok-123' })
-      assert.equal(await agent.exited(), 1)
-      const fatal = agent.output().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.level === 60)
-      assert.equal(fatal?.msg, 'secrets-agent could not start')
-      assert.equal((fatal?.err as { code?: string } | undefined)?.code, 'EADDRINUSE')
+      const agent = start(['serve', '--provider', 'local', '--store', store, ...flags((other.address() as AddressInfo).port)], { AWS_TOKEN: 'tok-123' })
+      const code = await agent.exited()
+      return { code, lines: agent.output().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>) }
     } finally {
-      taken.close()
+      other.close()
     }
+  }
+
+  it('exits 1 with its reason logged when the port is taken', async () => {
+    const { code, lines } = await serveWithPortTaken('taken', (port) => ['--port', String(port)])
+    assert.equal(code, 1)
+    const fatal = lines.find((l) => l.level === 60)
+    assert.equal(fatal?.msg, 'secrets-agent could not start')
+    assert.equal((fatal?.err as { code?: string } | undefined)?.code, 'EADDRINUSE')
   })
 
   it('exits 1 when the metrics address is taken, without having said it was listening', async () => {
-    const taken = createServer()
-    await new Promise<void>((resolve) => { taken.listen(0, '127.0.0.1', resolve) })
-    try {
-      const port = (taken.address() as AddressInfo).port
-      const store = join(dir, 'metrics-taken-store.yaml')
-      await writeFile(store, 'secrets:\n  app/key: abc\n')
-      const agent = start(['serve', '--provider', 'local', '--store', store, '--port', '0', '--metrics-listen', `127.0.0.1:${port}`], { AWS_TOKEN: 'tok-123' })
-      assert.equal(await agent.exited(), 1)
-      const lines = agent.output().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>)
-      const fatal = lines.find((l) => l.level === 60)
-      assert.equal(fatal?.msg, 'secrets-agent could not start')
-      assert.equal((fatal?.err as { code?: string } | undefined)?.code, 'EADDRINUSE')
-      assert.deepEqual(lines.filter((l) => l.msg === 'secrets-agent listening'), [])
-    } finally {
-      taken.close()
-    }
+    const { code, lines } = await serveWithPortTaken('metrics-taken', (port) => ['--port', '0', '--metrics-listen', `127.0.0.1:${port}`])
+    assert.equal(code, 1)
+    const fatal = lines.find((l) => l.level === 60)
+    assert.equal(fatal?.msg, 'secrets-agent could not start')
+    assert.equal((fatal?.err as { code?: string } | undefined)?.code, 'EADDRINUSE')
+    assert.deepEqual(lines.filter((l) => l.msg === 'secrets-agent listening'), [])
   })
 
   it('serve refuses a non-loopback address without --allow-remote', async () => {
