@@ -389,7 +389,7 @@ class RecordedLine {
     if (time !== this.#time || bindings !== this.#bindings) {
       this.#time = time
       this.#bindings = bindings
-      this.#prefix = Buffer.from('{"level":30,"time":' + String(time) + bindings + this.head)
+      this.#prefix = Buffer.from('{"level":30' + timeField(time) + bindings + this.head)
     }
     return this.#prefix
   }
@@ -449,10 +449,15 @@ function epochTime (): () => string {
     const now = Date.now()
     if (now !== at) {
       at = now
-      text = ',"time":' + String(now)
+      text = timeField(now)
     }
     return text
   }
+}
+
+/** pino's default time field (stdTimeFunctions.epochTime) for `ms` since the epoch. */
+function timeField (ms: number): string {
+  return ',"time":' + String(ms)
 }
 
 /**
