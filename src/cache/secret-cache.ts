@@ -106,9 +106,12 @@ export class SecretCache {
   readonly #options: Required<Omit<SecretCacheOptions, 'now' | 'random' | 'onEvent'>>
   readonly #emit: (event: CacheEvent) => void
   readonly #enabled: boolean
+  /** Whether `#now` is performance.now() (not a test's fake clock). */
+  readonly #realClock: boolean
 
   constructor (options: SecretCacheOptions) {
     this.#now = options.now ?? (() => performance.now())
+    this.#realClock = options.now === undefined
     this.#random = options.random ?? Math.random
     this.#emit = options.onEvent ?? (() => {})
     this.#options = {
@@ -185,10 +188,13 @@ export class SecretCache {
    * The synchronous part of `get()`: the result when `key` holds a fresh value (refreshing it
    * ahead in the background when due, as `get()` does), else undefined, and then `get()` has
    * the answer. For the server's fast path, which answers hits without a promise.
+   *
+   * `at` is performance.now() as the caller read it just before: the cache takes it as its now
+   * when its clock is that one (not a test's fake clock), sparing the hit a clock read.
    */
-  hit<V> (key: string, load: Loader<V>, options: GetOptions): CacheResult<V> | undefined {
+  hit<V> (key: string, load: Loader<V>, options: GetOptions, at?: number): CacheResult<V> | undefined {
     if (options.ttlMs <= 0 || !this.#enabled || options.refreshNow === true) return undefined
-    const now = this.#now()
+    const now = at !== undefined && this.#realClock ? at : this.#now()
     const entry = this.#fresh(key, now)
     return entry === undefined ? undefined : this.#hit(key, entry, load, options.ttlMs, now)
   }

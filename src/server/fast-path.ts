@@ -35,8 +35,8 @@ const PLAIN_ID = /^[A-Za-z0-9/_+=.@:-]{1,2048}$/
 const MEMO_SIZE = 1024
 const MEMO_URL = 1024
 
-/** The read a URL asks for: its fresh hit, or undefined (Reads.secretHits). */
-type Read = () => CacheResult<null> | undefined
+/** The read a URL asks for: its fresh hit at `at` (performance.now()), or undefined (Reads.secretHits). */
+type Read = (at: number) => CacheResult<null> | undefined
 
 /**
  * Answers fresh cache hits of `GET /secretsmanager/get?secretId=ID` before fastify sees them:
@@ -83,7 +83,7 @@ export function fastPath (options: FastPathOptions): (request: IncomingMessage, 
     lastRead = read
     return read
   }
-  const freshHit = (request: IncomingMessage): CacheResult<null> | undefined => {
+  const freshHit = (request: IncomingMessage, at: number): CacheResult<null> | undefined => {
     const url = request.url
     if (request.method !== 'GET' || url === undefined || url.length > MAX_URL || !url.startsWith(PREFIX)) return undefined
     const headers = request.headers
@@ -91,14 +91,14 @@ export function fastPath (options: FastPathOptions): (request: IncomingMessage, 
     if (isOverLimit(request.socket) || headerBytes(request.rawHeaders) > MAX_HEADER_BYTES) return undefined
     if (!hasValidToken(token, names, headers)) return undefined
     const read = readOf(url)
-    return read === null ? undefined : read()
+    return read === null ? undefined : read(at)
   }
 
   return function answerFreshHit (request, response) {
     const start = performance.now()
     let hit: CacheResult<null> | undefined
     try {
-      hit = freshHit(request)
+      hit = freshHit(request, start)
     } catch {
       // Whatever went wrong, fastify answers it, with its error handling.
       return false

@@ -40,11 +40,11 @@ export class Reads {
    * otherwise. Made once for an input asked for again and again (the fast path keeps one per
    * URL): the cache key, the loader and the options are made here, not on every hit.
    */
-  secretHits (input: GetSecretInput): () => CacheResult<null> | undefined {
+  secretHits (input: GetSecretInput): (at?: number) => CacheResult<null> | undefined {
     const key = this.secretKey(input)
     const load = this.#secretLoader(input)
     const options = { ttlMs: this.ttls.secretsMs }
-    return () => this.cache.hit(key, load, options)
+    return (at) => this.cache.hit(key, load, options, at)
   }
 
   #secretLoader (input: GetSecretInput): Loader<null> {

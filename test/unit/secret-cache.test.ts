@@ -309,6 +309,25 @@ describe('SecretCache', () => {
   })
 })
 
+describe('SecretCache.hit, given the time the caller read', () => {
+  it('takes it as the cache\'s now on the real clock, and keeps a fake clock\'s own time', async () => {
+    let calls = 0
+    const load = async (): Promise<Cached<string>> => { calls += 1; return { body: Buffer.from('v1'), value: 'v1' } }
+    const real = new SecretCache({ maxEntries: 10, maxBytes: 1024 * 1024, maxStaleMs: 0, staleIfError: true })
+    await real.get('k', load, { ttlMs: TTL })
+    const at = performance.now()
+    assert.equal(real.hit('k', load, { ttlMs: TTL }, at + 5_000)?.ageSeconds, 5)
+    assert.equal(real.hit('k', load, { ttlMs: TTL }, at + TTL + 1), undefined)
+    assert.equal(real.hit('k', load, { ttlMs: TTL })?.ageSeconds, 0)
+    assert.equal(calls, 1)
+
+    const { clock, cache: faked, upstream } = setup()
+    await faked.get('k', upstream.load, { ttlMs: TTL })
+    await clock.advance(3_000)
+    assert.equal(faked.hit('k', upstream.load, { ttlMs: TTL }, performance.now() + 9_000)?.ageSeconds, 3)
+  })
+})
+
 describe('SecretCache, when a loader fails unexpectedly', () => {
   it('never lets an error in a background refresh escape as an unhandled rejection', async () => {
     const unhandled: unknown[] = []
