@@ -99,6 +99,8 @@ const REFRESH_NOW_MIN_INTERVAL_MS = 1000
 export class SecretCache {
   readonly #lru: LRUCache<string, CacheEntry<unknown>, FetchContext>
   readonly #inflight = new Map<string, Promise<Cached<unknown>>>()
+  /** Why lru-cache gave up fetches (its abort reasons), so that get() can tell them from upstream's errors. */
+  readonly #givenUp = new WeakSet<object>()
   /** The stored entries' bodies (slabs.ts). */
   readonly #slabs = new Slabs()
   readonly #now: () => number
@@ -172,11 +174,21 @@ export class SecretCache {
     const previous = entry
     // forceRefresh: whatever lru-cache holds for the key is not servable (we checked); an
     // in-flight fetch is still joined rather than repeated.
-    entry = await this.#lru.fetch(key, { forceRefresh: true, context: { load, ttlMs: options.ttlMs } }) as CacheEntry<V> | undefined
+    try {
+      entry = await this.#lru.fetch(key, { forceRefresh: true, context: { load, ttlMs: options.ttlMs } }) as CacheEntry<V> | undefined
+    } catch (error) {
+      if (!this.#givenUp.has(error as object)) throw error
+      entry = undefined
+    }
     if (entry === undefined) {
-      // The fetch was aborted: the entry was deleted meanwhile (a store edit cleared the cache,
-      // or it was evicted). Answer this caller straight from upstream.
-      return this.#uncached(key, load)
+      // lru-cache gave the fetch up: the entry was evicted by others, replaced (a batch-get
+      // stored it) or deleted (a store edit cleared the cache) meanwhile. Answer with what
+      // replaced it, or else straight from upstream.
+      const now = this.#now()
+      const replaced = this.#fresh(key, now)
+      if (replaced === undefined) return this.#uncached(key, load)
+      this.#emit({ type: 'miss' })
+      return this.#result(replaced, 'MISS', now)
     }
     if (entry.notFound !== undefined) throw entry.notFound
     const outcome = entry === previous ? 'STALE' : 'MISS'
@@ -258,9 +270,12 @@ export class SecretCache {
 
   async #fetch (key: string, old: CacheEntry<unknown> | undefined, signal: AbortSignal, fetchOptions: LRUCache.FetcherFetchOptions<string, CacheEntry<unknown>, FetchContext>, context: FetchContext): Promise<CacheEntry<unknown>> {
     let value: Cached<unknown>
+    signal.addEventListener('abort', () => { if (typeof signal.reason === 'object' && signal.reason !== null) this.#givenUp.add(signal.reason as object) }, { once: true })
     try {
       value = await context.load(signal)
     } catch (error) {
+      // Given up by lru-cache (see get()): not a failed refresh, and nobody waits for this answer.
+      if (signal.aborted) throw error
       const now = this.#now()
       if (isProviderError(error) && error.transient && old !== undefined && old.notFound === undefined && this.#options.staleIfError) {
         const hardEnd = old.fetchedAt + old.ttlMs + this.#options.maxStaleMs

@@ -129,6 +129,30 @@ describe('the cache, counted at the fake AWS server', () => {
     assert.equal(app.fake.count('GetSecretValue'), before + 1)
   })
 
+  it('answers 200 to each of more concurrent first reads than cache_size holds, each with its own secret', async () => {
+    // Each new key's fetch evicts the one before it while both wait on upstream.
+    const app = await open({ cache: { maxEntries: 1 } })
+    const ids = ['a', 'b', 'c', 'd', 'e']
+    for (const id of ids) app.fake.putSecret({ name: id, secretString: `value-${id}` })
+    app.fake.latencyMs = 50
+    const answers = await Promise.all(ids.map(async (id) => read(app, id)))
+    assert.deepEqual(answers.map((a) => a.statusCode), [200, 200, 200, 200, 200])
+    assert.deepEqual(answers.map((a) => (JSON.parse(a.body) as { SecretString: string }).SecretString), ids.map((id) => `value-${id}`))
+  })
+
+  it('answers a read waiting on upstream with the value a batch-get stored meanwhile', async () => {
+    const app = await open()
+    const slow = app.fake.inject({ kind: 'latency', ms: 300 }, { operation: 'GetSecretValue' })
+    const single = read(app)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    const batch = await app.app.inject({ method: 'GET', url: '/secretsmanager/batch-get?secretId=app/db', headers: app.auth })
+    assert.equal(batch.statusCode, 200)
+    const answer = await single
+    slow.remove()
+    assert.equal(answer.statusCode, 200)
+    assert.ok(answer.body.includes('v1-Tq4'))
+  })
+
   it('evicts by bytes past cache_max_bytes, and serves a value over the bound without caching it', async () => {
     const app = await open({ cache: { maxBytes: 12_000 } })
     for (const id of ['a', 'b', 'c']) app.fake.putSecret({ name: id, secretString: id.repeat(4000) })

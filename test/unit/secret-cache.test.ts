@@ -309,6 +309,48 @@ describe('SecretCache', () => {
   })
 })
 
+describe('SecretCache, when its entry goes while a reader waits on upstream', () => {
+  it('answers every reader of a cache of one entry, though each new key evicts the fetch before it', async () => {
+    const { clock, cache, upstream } = setup({ maxEntries: 1 })
+    upstream.latencyMs = 300
+    const reads = ['a', 'b', 'c'].map(async (key) => cache.get(key, upstream.load, { ttlMs: TTL }))
+    const answers = Promise.all(reads)
+    await settle()
+    await clock.advance(300)
+    await clock.advance(300)
+    const results = await answers
+    assert.deepEqual(results.map((r) => [r.entry.value, r.outcome]), [['v1', 'MISS'], ['v1', 'MISS'], ['v1', 'MISS']])
+    // a's and b's fetches were given up by the cache: each is asked once more, c's is not.
+    assert.equal(upstream.calls, 5)
+  })
+
+  it('answers a reader with the value stored meanwhile (a batch-get), without asking upstream again', async () => {
+    const { clock, cache, upstream } = setup()
+    upstream.latencyMs = 300
+    const read = cache.get('k', upstream.load, { ttlMs: TTL })
+    await settle()
+    cache.set('k', { body: Buffer.from('from a batch'), value: 'batch' }, TTL)
+    await clock.advance(300)
+    const result = await read
+    assert.equal(result.entry.value, 'batch')
+    assert.equal(upstream.calls, 1)
+  })
+
+  it('asks upstream again for a reader whose entry a store edit cleared', async () => {
+    const { clock, cache, upstream } = setup()
+    upstream.latencyMs = 300
+    const read = cache.get('k', upstream.load, { ttlMs: TTL })
+    await settle()
+    upstream.version = 2
+    cache.clear()
+    await clock.advance(300)
+    await clock.advance(300)
+    const result = await read
+    assert.equal(result.entry.value, 'v2')
+    assert.equal(upstream.calls, 2)
+  })
+})
+
 describe('SecretCache.hit, given the time the caller read', () => {
   it('takes it as the cache\'s now on the real clock, and keeps a fake clock\'s own time', async () => {
     let calls = 0
