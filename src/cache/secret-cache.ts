@@ -161,7 +161,7 @@ export class SecretCache {
         if (now - entry.fetchedAt < entry.ttlMs) { this.#emit(HIT_EVENT); throw entry.notFound }
       } else if (now - entry.fetchedAt < entry.ttlMs) {
         return this.#hit(key, entry, load, options.ttlMs, now)
-      } else if (entry.failures > 0) {
+      } else if (entry.failures > 0 && this.#options.staleIfError) {
         // Expired while upstream is failing: serve the last good value without making the
         // reader wait, and retry in the background once the backoff has passed.
         if (now >= entry.retryAt) this.#refreshInBackground(key, load, options.ttlMs)
@@ -277,10 +277,11 @@ export class SecretCache {
       // Given up by lru-cache (see get()): not a failed refresh, and nobody waits for this answer.
       if (signal.aborted) throw error
       const now = this.#now()
-      if (isProviderError(error) && error.transient && old !== undefined && old.notFound === undefined && this.#options.staleIfError) {
-        const hardEnd = old.fetchedAt + old.ttlMs + this.#options.maxStaleMs
+      if (isProviderError(error) && error.transient && old !== undefined && old.notFound === undefined) {
+        // Keep the last good value until its hard end of life (with stale-if-error off, the end
+        // of its TTL: a refresh ahead that fails does not cut it short), and back off before retrying.
+        const hardEnd = old.fetchedAt + old.ttlMs + (this.#options.staleIfError ? this.#options.maxStaleMs : 0)
         if (now < hardEnd) {
-          // Keep the last good value until its hard end of life, and back off before retrying.
           old.failures += 1
           old.retryAt = now + this.#backoff(old.failures)
           fetchOptions.ttl = hardEnd - now

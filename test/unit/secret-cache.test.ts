@@ -145,6 +145,24 @@ describe('SecretCache', () => {
     await assert.rejects(cache.get('k', upstream.load, { ttlMs: TTL }), UpstreamError)
   })
 
+  it('with stale-if-error off, keeps serving a value within its TTL when a refresh ahead fails, then answers the error', async () => {
+    const { clock, cache, upstream } = setup({ staleIfError: false, backoffBaseMs: 1000, backoffMaxMs: 1000 })
+    await cache.get('k', upstream.load, { ttlMs: TTL })
+    upstream.failure = new UpstreamError()
+    await clock.advance(TTL * 0.83)
+    // This read is due for a refresh ahead (from 82.5 % of the TTL here), which fails.
+    assert.equal((await cache.get('k', upstream.load, { ttlMs: TTL })).outcome, 'HIT')
+    await settle()
+    assert.equal(upstream.calls, 2)
+    await clock.advance(TTL * 0.12)
+    const later = await cache.get('k', upstream.load, { ttlMs: TTL })
+    assert.deepEqual([later.outcome, later.entry.value], ['HIT', 'v1'])
+    await settle()
+    assert.equal(upstream.calls, 3, 'retried once the backoff had passed')
+    await clock.advance(TTL * 0.05)
+    await assert.rejects(cache.get('k', upstream.load, { ttlMs: TTL }), UpstreamError)
+  })
+
   for (const [what, error] of [['deleted upstream', new NotFoundError()], ['access revoked', new AccessDeniedError()]] as const) {
     it(`stops serving a value ${what} at the next refresh`, async () => {
       const { clock, cache, upstream } = setup()
