@@ -211,13 +211,36 @@ export class SecretCache {
     return entry === undefined ? undefined : this.#hit(key, entry, load, options.ttlMs, now)
   }
 
-  /** A fresh value held for `key`, without going upstream; counts as a hit when found. */
-  peek<V> (key: string): CacheResult<V> | undefined {
+  /**
+   * A fresh value held for `key`, without going upstream; counts as a hit when found. With
+   * `refreshNow`, only one fetched within the last second: refreshNow fetches a key at most once
+   * a second, as in get().
+   */
+  peek<V> (key: string, refreshNow = false): CacheResult<V> | undefined {
     const now = this.#now()
     const entry = this.#fresh(key, now)
-    if (entry === undefined) return undefined
+    if (entry === undefined || (refreshNow && now - entry.fetchedAt >= REFRESH_NOW_MIN_INTERVAL_MS)) return undefined
     this.#emit(HIT_EVENT)
     return this.#result(entry, 'HIT', now)
+  }
+
+  /**
+   * The last good value held for `key`, for a caller whose own upstream call failed transiently
+   * (a batch-get): served as get() serves it while upstream fails, marked STALE, when stale-if-error
+   * is on and the value is within its hard end of life.
+   */
+  stale<V> (key: string): CacheResult<V> | undefined {
+    if (!this.#options.staleIfError) return undefined
+    const now = this.#now()
+    const entry = this.#peek(key, now)
+    if (entry === undefined || entry.notFound !== undefined) return undefined
+    this.#emit({ type: 'stale' })
+    return this.#result(entry, 'STALE', now)
+  }
+
+  /** Drops `key`: upstream answered authoritatively (not found, access denied) elsewhere. */
+  delete (key: string): void {
+    this.#lru.delete(key)
   }
 
   /** Stores a value fetched elsewhere (a batch-get fills the entries single gets would). */

@@ -59,6 +59,8 @@ export interface BatchSecretError {
   secretId: string
   errorCode: string
   message: string
+  /** Whether the failure may pass (throttling, a fault upstream), as ProviderError.transient. */
+  transient: boolean
 }
 
 export interface BatchGetSecretsResult {

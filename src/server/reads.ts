@@ -1,6 +1,7 @@
 import type { CacheResult, Loader, SecretCache } from '../cache/secret-cache.js'
 import { cacheKey } from '../cache/secret-cache.js'
-import type { BatchSecretError, GetSecretInput, Provider, SecretValue } from '../providers/types.js'
+import { isProviderError } from '../providers/errors.js'
+import type { BatchGetSecretsResult, BatchSecretError, GetSecretInput, Provider, SecretValue } from '../providers/types.js'
 import { parameterBody, parametersBody, secretBody } from './schemas.js'
 
 export interface ReadTtls {
@@ -20,6 +21,9 @@ export const PATH_LIMIT = 10_000
  * which read it back from the bytes (`secretFromBody`).
  */
 export class Reads {
+  /** Batch calls in flight, by their sorted ids. */
+  readonly #batches = new Map<string, Promise<BatchGetSecretsResult>>()
+
   constructor (
     private readonly provider: Provider,
     private readonly cache: SecretCache,
@@ -72,30 +76,70 @@ export class Reads {
   }
 
   /**
-   * Several secrets in one upstream call. Fresh cached ones are taken from the cache; the rest
-   * are fetched together and each stored under the key a single get of that id would use.
+   * Several secrets in one upstream call, each cached under the key a single get of that id
+   * would use, and served as a single get would serve it:
+   * - fresh cached values come from the cache, and are refreshed ahead as a single get's are;
+   * - the rest are fetched together, one call for any number of identical batches at once;
+   * - an id upstream answers authoritatively (not found, access denied) leaves the cache;
+   * - when upstream fails transiently, for the batch or for one id, an id with a last good value
+   *   gets it (stale if error). The others are listed in `errors` with the failure's code, and
+   *   when no id has a value at all, the batch answers the failure itself.
    */
   async batch (secretIds: string[], refreshNow = false): Promise<{ values: SecretValue[], errors: BatchSecretError[] }> {
+    const ids = [...new Set(secretIds)]
     const found = new Map<string, SecretValue>()
     const missing: string[] = []
-    for (const id of new Set(secretIds)) {
-      const hit = refreshNow ? undefined : this.cache.peek<null>(cacheKey('secret', id))
+    for (const id of ids) {
+      const input = { secretId: id }
+      const key = this.secretKey(input)
+      const hit = refreshNow ? this.cache.peek<null>(key, true) : this.cache.hit<null>(key, this.#secretLoader(input), { ttlMs: this.ttls.secretsMs })
       if (hit === undefined) missing.push(id)
       else found.set(id, secretFromBody(hit.entry.body))
     }
-    let errors: BatchSecretError[] = []
+    const errors: BatchSecretError[] = []
     if (missing.length > 0) {
-      const result = await this.provider.batchGetSecrets(missing)
-      errors = result.errors
-      for (const id of missing) {
-        const value = result.values.find((v) => answersTo(v, id))
-        if (value === undefined) continue
-        found.set(id, value)
-        this.cache.set(cacheKey('secret', id), { body: secretBody(value), value: null }, this.ttls.secretsMs)
+      let result: BatchGetSecretsResult
+      let failed: unknown
+      try {
+        result = await this.#batchGet(missing)
+      } catch (error) {
+        if (!isProviderError(error) || !error.transient) throw error
+        failed = error
+        result = { values: [], errors: missing.map((secretId) => ({ secretId, errorCode: error.code, message: error.message, transient: true })) }
       }
+      for (const id of missing) {
+        const key = this.secretKey({ secretId: id })
+        const value = result.values.find((v) => answersTo(v, id))
+        if (value !== undefined) {
+          found.set(id, value)
+          this.cache.set(key, { body: secretBody(value), value: null }, this.ttls.secretsMs)
+          continue
+        }
+        const failure = result.errors.find((e) => e.secretId === id)
+        if (failure === undefined) continue
+        if (!failure.transient) this.cache.delete(key)
+        const stale = failure.transient ? this.cache.stale<null>(key) : undefined
+        if (stale === undefined) errors.push(failure)
+        else found.set(id, secretFromBody(stale.entry.body))
+      }
+      // Errors upstream reports under an id other than the one asked for, as they came.
+      for (const failure of result.errors) if (!missing.includes(failure.secretId)) errors.push(failure)
+      // Nothing to answer with: the batch answers the failure, as a single get would.
+      if (failed !== undefined && found.size === 0) throw failed
     }
-    const values = [...new Set(secretIds)].map((id) => found.get(id)).filter((v): v is SecretValue => v !== undefined)
+    const values = ids.map((id) => found.get(id)).filter((v): v is SecretValue => v !== undefined)
     return { values, errors }
+  }
+
+  /** One BatchGetSecretValue for any number of identical batches at once. */
+  async #batchGet (secretIds: string[]): Promise<BatchGetSecretsResult> {
+    const key = JSON.stringify([...secretIds].sort())
+    let pending = this.#batches.get(key)
+    if (pending === undefined) {
+      pending = this.provider.batchGetSecrets(secretIds).finally(() => { this.#batches.delete(key) })
+      this.#batches.set(key, pending)
+    }
+    return pending
   }
 
   clear (): void {

@@ -164,3 +164,71 @@ describe('the cache, counted at the fake AWS server', () => {
     assert.equal(app.fake.count('GetSecretValue', (c) => JSON.stringify(c.input).includes('huge')), 2, 'the oversize value was not cached')
   })
 })
+
+describe('batch-get through the cache, counted at the fake AWS server', () => {
+  let h: AwsApp | undefined
+  afterEach(async () => { await h?.close(); h = undefined })
+
+  const open = async (): Promise<AwsApp> => {
+    h = await openAwsApp()
+    for (const id of ['a', 'b', 'c']) h.fake.putSecret({ name: id, secretString: `value-${id}` })
+    return h
+  }
+  interface Batch { statusCode: number, values: string[], errors: Array<[string, string]> }
+  const batch = async (app: AwsApp, ids: string[], query = ''): Promise<Batch> => {
+    const answer = await app.app.inject({ method: 'GET', url: `/secretsmanager/batch-get?${ids.map((id) => `secretId=${id}`).join('&')}${query}`, headers: app.auth })
+    if (answer.statusCode !== 200) return { statusCode: answer.statusCode, values: [], errors: [] }
+    const body = JSON.parse(answer.body) as { SecretValues: Array<{ SecretString: string }>, Errors: Array<{ SecretId: string, ErrorCode: string }> }
+    return { statusCode: 200, values: body.SecretValues.map((v) => v.SecretString), errors: body.Errors.map((e) => [e.SecretId, e.ErrorCode]) }
+  }
+  const read = async (app: AwsApp, id: string): Promise<{ statusCode: number, headers: Record<string, unknown>, body: string }> =>
+    app.app.inject({ method: 'GET', url: `/secretsmanager/get?secretId=${id}`, headers: app.auth })
+  const batchCalls = (app: AwsApp): number => app.fake.count('BatchGetSecretValue')
+
+  it('makes 1 upstream call for 50 concurrent identical batch-gets of cold ids', async () => {
+    const app = await open()
+    app.fake.latencyMs = 100
+    const answers = await Promise.all(Array.from({ length: 50 }, async () => batch(app, ['a', 'b'])))
+    assert.ok(answers.every((a) => a.statusCode === 200 && a.values.join() === 'value-a,value-b'))
+    assert.equal(batchCalls(app), 1)
+  })
+
+  it('serves the last good values while upstream fails, lists ids without one in Errors, and answers 502 when no id has one', async () => {
+    const app = await open()
+    assert.deepEqual((await batch(app, ['a', 'b'])).values, ['value-a', 'value-b'])
+    app.fake.inject({ kind: 'error500' })
+    app.clock.advance(301_000)
+    const stale = await batch(app, ['a', 'b'])
+    assert.deepEqual([stale.statusCode, stale.values, stale.errors], [200, ['value-a', 'value-b'], []])
+    const partly = await batch(app, ['a', 'c'])
+    assert.deepEqual([partly.statusCode, partly.values, partly.errors], [200, ['value-a'], [['c', 'InternalServiceError']]])
+    assert.equal((await batch(app, ['c'])).statusCode, 502)
+  })
+
+  it('refreshes ahead the values it reads, so that a batch-get read through the TTLs never waits on upstream', async () => {
+    const app = await open()
+    await batch(app, ['a', 'b'])
+    for (let i = 0; i < 6; i++) {
+      app.clock.advance(280_000) // past the refresh point (at most 90 % of 300 s), inside the TTL
+      assert.deepEqual((await batch(app, ['a', 'b'])).values, ['value-a', 'value-b'])
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+    assert.equal(batchCalls(app), 1, 'only the first batch-get went upstream as a batch')
+    assert.equal(app.fake.count('GetSecretValue'), 12, 'each id refreshed once a TTL')
+  })
+
+  it('with refreshNow fetches at most once a second, and drops an id upstream no longer has', async () => {
+    const app = await open()
+    await batch(app, ['a', 'b'])
+    await batch(app, ['a', 'b'], '&refreshNow=true')
+    assert.equal(batchCalls(app), 1, 'fetched under a second ago')
+    app.clock.advance(1000)
+    app.fake.deleteSecret('a')
+    const refreshed = await batch(app, ['a', 'b'], '&refreshNow=true')
+    assert.deepEqual([refreshed.values, refreshed.errors], [['value-b'], [['a', 'ResourceNotFoundException']]])
+    assert.equal(batchCalls(app), 2)
+    const single = await read(app, 'a')
+    assert.equal(single.statusCode, 404)
+    assert.ok(!single.body.includes('value-a'))
+  })
+})

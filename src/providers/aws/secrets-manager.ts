@@ -75,5 +75,5 @@ function toSecretValue (output: GetSecretValueCommandOutput | SecretValueEntry):
 /** AWS's per-secret message can name the caller's role and the key ARN: ours replaces it. */
 function toBatchError (secretId: string | undefined, code: string | undefined): BatchSecretError {
   const error = errorForCode(code ?? 'UnknownError', 'secretsmanager')
-  return { secretId: secretId ?? '', errorCode: error.code, message: error.message }
+  return { secretId: secretId ?? '', errorCode: error.code, message: error.message, transient: error.transient }
 }

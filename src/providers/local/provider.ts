@@ -81,7 +81,7 @@ export class LocalProvider implements Provider {
         result.values.push(await this.getSecret({ secretId }))
       } catch (error) {
         if (!isProviderError(error)) throw error
-        result.errors.push({ secretId, errorCode: error.code, message: error.message })
+        result.errors.push({ secretId, errorCode: error.code, message: error.message, transient: error.transient })
       }
     }
     return result
