@@ -70,6 +70,10 @@ describe('the allow-list', () => {
   it('lets /aws/reference/secretsmanager/X through only when the secret rules allow X too', async () => {
     assert.equal(await status('/systemsmanager/parameters/get?name=/aws/reference/secretsmanager/app/api&withDecryption=true'), 200)
     assert.equal(await status('/systemsmanager/parameters/get?name=/aws/reference/secretsmanager/other/db&withDecryption=true'), 403)
+    // The same reference named by its ARN, which the parameter rules match by the name inside it.
+    const arn = (id: string): string => encodeURIComponent(`arn:aws:ssm:us-east-1:000000000000:parameter/aws/reference/secretsmanager/${id}`)
+    assert.equal(await status(`/systemsmanager/parameters/get?name=${arn('other/db')}&withDecryption=true`), 403)
+    assert.notEqual(await status(`/systemsmanager/parameters/get?name=${arn('app/api')}&withDecryption=true`), 403)
   })
 
   it('needs the path allowed for get-by-path, and returns only allowed names', async () => {

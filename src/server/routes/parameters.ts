@@ -1,5 +1,5 @@
 import type { FastifyPluginCallback } from 'fastify'
-import type { AllowList } from '../allow.js'
+import { namesInArn, type AllowList } from '../allow.js'
 import { Errors } from '../errors.js'
 import type { Reads } from '../reads.js'
 import { booleanFlag, errorResponses, getParameterSchema, getParametersByPathSchema } from '../schemas.js'
@@ -39,8 +39,10 @@ export const parameterRoutes: FastifyPluginCallback<{ reads: Reads, allow: Allow
     if (selector !== undefined && hasSelector(name)) throw new Errors.Validation('The name already has a :version or :label selector; do not also pass version or label.')
     const bare = withoutSelector(name)
     allow.check('parameters', bare, request.log)
-    // A reference to a secret must pass the secret rules too.
-    if (bare.startsWith(REFERENCE_PREFIX)) allow.check('secrets', bare.slice(REFERENCE_PREFIX.length), request.log)
+    // A reference to a secret must pass the secret rules too, named by path or by ARN.
+    for (const path of [bare, ...namesInArn('parameters', bare)]) {
+      if (path.startsWith(REFERENCE_PREFIX)) allow.check('secrets', path.slice(REFERENCE_PREFIX.length), request.log)
+    }
     const result = await reads.parameter(selector === undefined ? name : `${name}:${selector}`, flag(request.query.withDecryption), flag(request.query.refreshNow))
     return sendCached(reply, result)
   })
