@@ -155,7 +155,8 @@ export class SecretCache {
     const now = this.#now()
     let entry = this.#peek(key, now)
 
-    const wantsRefresh = options.refreshNow === true && (entry === undefined || now - entry.fetchedAt >= REFRESH_NOW_MIN_INTERVAL_MS)
+    // At most once a second, and while upstream fails, not before the backoff has passed.
+    const wantsRefresh = options.refreshNow === true && (entry === undefined || (now - entry.fetchedAt >= REFRESH_NOW_MIN_INTERVAL_MS && now >= entry.retryAt))
     if (entry !== undefined && !wantsRefresh) {
       if (entry.notFound !== undefined) {
         if (now - entry.fetchedAt < entry.ttlMs) { this.#emit(HIT_EVENT); throw entry.notFound }

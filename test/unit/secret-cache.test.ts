@@ -190,6 +190,20 @@ describe('SecretCache', () => {
     assert.equal(upstream.calls, 2)
   })
 
+  it('refreshNow while upstream fails waits out the backoff between retries, serving the last good value', async () => {
+    const { clock, cache, upstream } = setup({ backoffBaseMs: 1000, backoffMaxMs: 60_000 })
+    await cache.get('k', upstream.load, { ttlMs: TTL })
+    upstream.failure = new UpstreamError()
+    for (let i = 0; i < 40; i++) {
+      await clock.advance(1500)
+      assert.equal((await cache.get('k', upstream.load, { ttlMs: TTL, refreshNow: true })).entry.value, 'v1')
+      await settle()
+    }
+    // A minute of refreshNow every 1.5 s: retries at 1.5, 3, 4.5, 7.5, 13.5, 25.5 and 49.5 s as
+    // the backoff doubles, not 40.
+    assert.equal(upstream.calls - 1, 7)
+  })
+
   it('with TTL 0 caches nothing but still coalesces concurrent reads', async () => {
     const { clock, cache, upstream } = setup()
     upstream.latencyMs = 50
