@@ -258,7 +258,7 @@ export class SecretCache {
   /** The oldest fetch time among held values, on the cache's clock; undefined when empty. */
   oldestFetchedAt (): number | undefined {
     let oldest: number | undefined
-    for (const entry of this.#lru.values()) {
+    for (const entry of this.#held()) {
       if (oldest === undefined || entry.fetchedAt < oldest) oldest = entry.fetchedAt
     }
     return oldest
@@ -328,7 +328,14 @@ export class SecretCache {
 
   /** `value` with its body moved into the slabs, for an entry the cache keeps. */
   #stored<V> (value: Cached<V>): Cached<V> {
-    return { body: this.#slabs.store(value.body, () => this.#lru.values()), value: value.value }
+    return { body: this.#slabs.store(value.body, () => this.#held()), value: value.value }
+  }
+
+  /** Every entry held, those being refreshed included (lru-cache's values() leaves them out). */
+  #held (): Array<CacheEntry<unknown>> {
+    const entries: Array<CacheEntry<unknown>> = []
+    this.#lru.forEach((entry) => { entries.push(entry) })
+    return entries
   }
 
   #entry<V> (value: Cached<V>, ttlMs: number): CacheEntry<V> {

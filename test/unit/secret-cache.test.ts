@@ -324,6 +324,14 @@ describe('SecretCache', () => {
     await clock.advance(3000)
     await cache.get('b', upstream.load, { ttlMs: TTL })
     assert.equal(cache.oldestFetchedAt(), first)
+    // While the oldest is refreshed ahead it is still held, and still the oldest.
+    upstream.latencyMs = 300
+    await clock.advance(TTL * 0.9 - 3000)
+    assert.equal((await cache.get('a', upstream.load, { ttlMs: TTL })).outcome, 'HIT')
+    await settle()
+    assert.equal(cache.oldestFetchedAt(), first, 'during the refresh')
+    await clock.advance(300)
+    assert.equal(cache.oldestFetchedAt(), first + 3000, 'after it: b is the oldest')
   })
 
   it('counts hits, misses, stale answers and refreshes as events', async () => {
