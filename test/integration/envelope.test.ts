@@ -243,6 +243,17 @@ describe('POST /envelope/* on the aws provider (fake AWS), through its own envel
     assertNoPlaintext(answer.body)
   })
 
+  it('answers 404 NotFoundException, as KMS and the local provider do, for a key id of no valid form', async () => {
+    await open()
+    for (const keyId of ['key/1234abcd', 'foo:bar', 'arn:aws:kms:us-east-1:1:foo/x']) {
+      const answer = await h.post('/envelope/encrypt', { KeyId: keyId, Plaintext: b64(SECRET_TEXT) })
+      assert.equal(answer.statusCode, 404, keyId)
+      assert.equal(json(answer).__type, 'NotFoundException')
+      assertNoPlaintext(answer.body)
+    }
+    assert.equal(h.fake.count('GenerateDataKey'), 0)
+  })
+
   it('reuses one data key across requests when caching is on, and wraps one per request when off', async () => {
     await open({ envelope: { defaultKeyId: 'alias/cached' } })
     h.fake.createKey({ alias: 'cached' })

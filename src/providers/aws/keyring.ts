@@ -1,5 +1,5 @@
 import { KeyringNode, KmsKeyringNode, type EncryptedDataKey, type KmsNodeClientSupplier } from '@aws-crypto/client-node'
-import { isProviderError, type ProviderError } from '../errors.js'
+import { NotFoundError, isProviderError, type ProviderError } from '../errors.js'
 import type { KmsOperations } from './kms.js'
 
 /** What the keyring calls: generateDataKey, encrypt and decrypt, SDK-shaped. */
@@ -21,7 +21,13 @@ type DecryptionMaterial = Parameters<KeyringNode['_onDecrypt']>[0]
  * asks for the keyring of each key ARN a message names.
  */
 export function kmsEnvelopeKeyring (kms: KmsOperations, keyId: string): KeyringNode {
-  return new KmsEnvelopeKeyring(kms, keyId)
+  try {
+    return new KmsEnvelopeKeyring(kms, keyId)
+  } catch {
+    // The Encryption SDK checks the id's form first ("Malformed arn."): KMS answers such an id
+    // NotFoundException, as the local provider does.
+    throw new NotFoundError(`Invalid keyId ${keyId}: not a key id, key ARN, alias name or alias ARN.`, { code: 'NotFoundException' })
+  }
 }
 
 /**
