@@ -2,7 +2,7 @@ import * as crypto from 'node:crypto'
 import { watch, type FSWatcher } from 'node:fs'
 import { mkdir, readFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
-import { basename, dirname, join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Logger } from 'pino'
 import { pathExists, writeFileAtomic } from './providers/local/atomic.js'
@@ -54,13 +54,17 @@ export class Token {
     return crypto.timingSafeEqual(digest(candidate), this.#digest)
   }
 
-  /** Re-reads the token file when it changes, so a rotated token takes effect without a restart. */
+  /**
+   * Re-reads the token file when its directory changes, so a rotated token takes effect without
+   * a restart. Any change there counts, not only one naming the file: a Kubernetes Secret volume
+   * rotates by swapping a `..data` symlink that the file's own symlink points through, and the
+   * events name only `..data`. Reading a small file again is cheap, and a token that did not
+   * change is kept as it is.
+   */
   watchFile (): void {
     const file = this.choice.file
     if (file === null || this.#watcher !== undefined) return
-    const name = basename(file)
-    this.#watcher = watch(dirname(file), { persistent: false }, (_event, filename) => {
-      if (filename !== null && filename !== name) return
+    this.#watcher = watch(dirname(file), { persistent: false }, () => {
       clearTimeout(this.#debounce)
       this.#debounce = setTimeout(() => { void this.reload() }, 50)
       this.#debounce.unref()

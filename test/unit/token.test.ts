@@ -109,6 +109,31 @@ describe('loadToken', () => {
     }
   })
 
+  it('re-reads a token file on a Kubernetes Secret volume when the volume swaps its ..data symlink', async () => {
+    const { mkdir, rename, symlink } = await import('node:fs/promises')
+    const volume = join(dir, 'secret-volume')
+    await mkdir(join(volume, '..2026_11_30_01'), { recursive: true })
+    await writeFile(join(volume, '..2026_11_30_01', 'token'), 'first')
+    await symlink('..2026_11_30_01', join(volume, '..data'))
+    await symlink(join('..data', 'token'), join(volume, 'token'))
+    const token = await load({}, join(volume, 'token'))
+    token.watchFile()
+    try {
+      assert.ok(token.matches('first'))
+      // What the kubelet does: a new dated directory, then ..data_tmp renamed over ..data.
+      await mkdir(join(volume, '..2026_11_30_02'))
+      await writeFile(join(volume, '..2026_11_30_02', 'token'), 'second')
+      await symlink('..2026_11_30_02', join(volume, '..data_tmp'))
+      await rename(join(volume, '..data_tmp'), join(volume, '..data'))
+      const deadline = Date.now() + 3000
+      while (!token.matches('second') && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
+      assert.ok(token.matches('second'))
+      assert.ok(!token.matches('first'))
+    } finally {
+      token.close()
+    }
+  })
+
   it('keeps the current token when the file is emptied', async () => {
     const file = join(dir, 'emptied')
     await writeFile(file, 'still-good')
