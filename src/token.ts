@@ -3,7 +3,6 @@ import { watch, type FSWatcher } from 'node:fs'
 import { mkdir, readFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import type { Logger } from 'pino'
 import { pathExists, writeFileAtomic } from './providers/local/atomic.js'
 
@@ -125,7 +124,10 @@ export async function loadToken (options: TokenOptions): Promise<Token> {
     const raw = options.env[name]?.trim()
     if (raw === undefined || raw === '') continue
     if (raw.startsWith('file://')) {
-      const file = fileURLToPath(raw)
+      // The rest is the path as written (relative to the working directory unless it starts with
+      // `/`), as the Secrets Manager Agent reads it: not a URL, so `%`, `#` and `?` are themselves.
+      const file = raw.slice('file://'.length)
+      if (file === '') throw new TokenError(`${name} is file:// with no path after it`)
       return new Token(await readTokenFile(file), { source: `${name} (file ${file})`, file }, options.logger)
     }
     return new Token(raw, { source: name, file: null }, options.logger)

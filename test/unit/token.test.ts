@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { join, relative as relativePath } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { pino } from 'pino'
 import { Token, TokenError, devTokenPath, loadDevToken, loadToken } from '../../src/token.js'
@@ -58,6 +58,16 @@ describe('loadToken', () => {
     const token = await load({ AWS_TOKEN: `file://${file}` })
     assert.ok(token.matches('token-in-file'))
     assert.equal(token.choice.file, file)
+  })
+
+  it('takes the rest of a file:// value as a path as written, as the Secrets Manager Agent does', async () => {
+    const file = join(dir, 'token #1 %41')
+    await writeFile(file, 'token-in-odd-file\n')
+    assert.ok((await load({ AWS_TOKEN: `file://${file}` })).matches('token-in-odd-file'))
+    const relative = relativePath(process.cwd(), file)
+    assert.ok(!relative.startsWith('/'))
+    assert.ok((await load({ AWS_TOKEN: `file://${relative}` })).matches('token-in-odd-file'), 'relative to the working directory')
+    await assert.rejects(load({ AWS_TOKEN: 'file://' }), /AWS_TOKEN is file:\/\/ with no path/)
   })
 
   it('refuses to start without any token, saying where it looked', async () => {
