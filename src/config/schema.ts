@@ -100,7 +100,7 @@ export const SETTINGS: readonly SettingSpec[] = [
   { key: 'kms.data_key_max_bytes', type: int(1, Number.MAX_SAFE_INTEGER), default: 1024 * MiB, doc: 'Most plaintext bytes encrypted under one data key.' },
   { key: 'envelope_max_body_bytes', type: int(1024, 256 * MiB), default: MiB, doc: 'Body limit of /envelope/* requests.' },
 
-  { key: 'metrics_listen', type: { kind: 'string', pattern: /^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, describe: 'HOST:PORT' }, default: null, flag: 'metrics-listen', doc: 'HOST:PORT of the Prometheus listener; off when unset.' },
+  { key: 'metrics_listen', type: { kind: 'string', pattern: /^(\[[0-9a-fA-F:]+\]|[^:\s]+):(6553[0-5]|655[0-2]\d|65[0-4]\d\d|6[0-4]\d{3}|[1-5]\d{4}|[1-9]\d{0,3}|0)$/, describe: 'HOST:PORT, the port a whole number from 0 to 65535' }, default: null, flag: 'metrics-listen', doc: 'HOST:PORT of the Prometheus listener; off when unset.' },
   { key: 'shutdown_timeout_seconds', type: int(0, 600), default: 10, doc: 'Longest in-flight requests may run after SIGTERM.' }
 ]
 

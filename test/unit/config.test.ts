@@ -128,6 +128,7 @@ describe('loadConfig', () => {
       ['an unknown log level', { SECRETS_AGENT_LOG_LEVEL: 'loud' }, /log_level .*one of trace, debug, info, warn, error, none/],
       ['a bad boolean', { SECRETS_AGENT_ALLOW_REMOTE: 'maybe' }, /allow_remote .*true or false/],
       ['a bad path prefix', { SECRETS_AGENT_PATH_PREFIX: 'v1' }, /path_prefix .*a path starting and ending with \//],
+      ['a metrics port out of range', { SECRETS_AGENT_METRICS_LISTEN: '127.0.0.1:99999' }, /metrics_listen .*"127.0.0.1:99999".*HOST:PORT, the port a whole number from 0 to 65535/],
       ['a bad token file mode', { SECRETS_AGENT_TOKEN_FILE_MODE: '999' }, /token_file_mode .*octal/],
       ['an unknown SECRETS_AGENT_ variable', { SECRETS_AGENT_CACHE_SIZ: '5' }, /unknown environment variable SECRETS_AGENT_CACHE_SIZ/]
     ]
