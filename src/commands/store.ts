@@ -3,6 +3,8 @@ import { mkdir, readFile } from 'node:fs/promises'
 import { basename, dirname } from 'node:path'
 import { ConfigError } from '../config/index.js'
 import { writeFileAtomic } from '../providers/local/atomic.js'
+import { InvalidRequestError, NotFoundError } from '../providers/errors.js'
+import { KeyFileError, LocalKms } from '../providers/local/kms.js'
 import { parseStore, StoreFormatError } from '../providers/local/store.js'
 import type { ParameterType } from '../providers/types.js'
 import { clientConfig } from './agent-client.js'
@@ -16,6 +18,9 @@ export const STORE_HELP = `Usage: secrets-agent store set secret NAME VALUE|- [-
        secrets-agent store set parameter NAME VALUE|- [--type String|StringList|SecureString] [--label L]
        secrets-agent store list
        secrets-agent store delete secret|parameter NAME
+       secrets-agent store key create [--alias alias/NAME] [--description TEXT]
+       secrets-agent store key list
+       secrets-agent store key enable|disable KEY
 
 Edits the local store file (the one dev and serve --provider local read). A running agent
 picks the change up at once. Writes are atomic (a temp file renamed over the store, mode 0600);
@@ -29,6 +34,11 @@ set parameter   adds a version (numbered on from the last); --label moves that l
                 --type changes the type (default: the parameter's, or String for a new one)
 list            names, types, version counts, stages and labels; never values
 delete          removes the secret or parameter with all its versions
+key             the local KMS keys, kept in the key file beside the store (STORE.keys.json,
+                mode 0600): create adds a key and prints its ARN; list shows ARNs, aliases
+                and whether each is enabled (never key material); disable makes a key refuse
+                every use until enabled again. KEY is a key id, key ARN, alias name or alias
+                ARN. A running agent picks the change up at once.
 
 Give VALUE as - to read it from stdin, so it lands in neither your shell history nor the
 process list (one trailing newline is dropped; --binary-file - keeps every byte). A VALUE
@@ -52,7 +62,9 @@ const FLAGS = {
   json: { type: 'string' },
   'binary-file': { type: 'string' },
   type: { type: 'string' },
-  label: { type: 'string' }
+  label: { type: 'string' },
+  alias: { type: 'string' },
+  description: { type: 'string' }
 } as const
 
 const PARAMETER_TYPES: readonly ParameterType[] = ['String', 'StringList', 'SecureString']
@@ -70,12 +82,57 @@ export async function runStore (args: string[], env: NodeJS.ProcessEnv): Promise
       case 'list': return await list(file, rest, values)
       case 'set': return await set(file, rest, values)
       case 'delete': return await remove(file, rest, values)
-      default: throw new CommandError(EXIT.usage, action === undefined ? 'say what to do: set, list or delete (secrets-agent store --help)' : `unknown action ${JSON.stringify(action)}: set, list or delete`)
+      case 'key': return await key(file, rest, values, env)
+      default: throw new CommandError(EXIT.usage, action === undefined ? 'say what to do: set, list, delete or key (secrets-agent store --help)' : `unknown action ${JSON.stringify(action)}: set, list, delete or key`)
     }
   } catch (error) {
     if (error instanceof CommandError) return fail('store', error.code, error.message)
-    if (error instanceof ConfigError || error instanceof StoreFormatError) return fail('store', EXIT.usage, error.message)
+    if (error instanceof ConfigError || error instanceof StoreFormatError || error instanceof InvalidRequestError) return fail('store', EXIT.usage, error.message)
+    if (error instanceof NotFoundError) return fail('store', EXIT.notFound, error.message)
+    if (error instanceof KeyFileError) return fail('store', EXIT.failure, error.message)
     throw error
+  }
+}
+
+/** `store key ...`: the local KMS key file beside the store, through LocalKms (which serialises and merges writes). */
+async function key (file: string, rest: string[], values: Values, env: NodeJS.ProcessEnv): Promise<number> {
+  const [what, id, ...extra] = rest
+  const { defaultKeyFile } = await import('../providers/local/provider.js')
+  const { resolveRegion } = await import('../agent.js')
+  // ARNs as the agent shows them: its region, else us-east-1 as the local provider takes.
+  const region = resolveRegion(await clientConfig(values, env), env) ?? 'us-east-1'
+  const open = async (): Promise<LocalKms> => {
+    await mkdir(dirname(file), { recursive: true, mode: 0o700 })
+    return await LocalKms.open({ keyFile: defaultKeyFile(file), region })
+  }
+  switch (what) {
+    case 'create': {
+      onlyFlags(values, ['alias', 'description'], 'key create')
+      if (id !== undefined) throw new CommandError(EXIT.usage, 'usage: store key create [--alias alias/NAME] [--description TEXT]')
+      const kms = await open()
+      const arn = await kms.createKey({
+        ...(typeof values.alias === 'string' ? { alias: values.alias } : {}),
+        ...(typeof values.description === 'string' ? { description: values.description } : {})
+      })
+      await writeOut(`${arn}${typeof values.alias === 'string' ? ` ${values.alias}` : ''} (${kms.keyFile})\n`)
+      return EXIT.ok
+    }
+    case 'list': {
+      onlyFlags(values, [], 'key list')
+      if (id !== undefined) throw new CommandError(EXIT.usage, 'store key list takes no arguments')
+      const keys = (await open()).listKeys()
+      await writeOut(keys.map((k) => `${k.arn}  ${k.enabled ? 'enabled' : 'disabled'}${k.aliases.length > 0 ? `  ${k.aliases.join(' ')}` : ''}`).join('\n') + '\n')
+      return EXIT.ok
+    }
+    case 'enable':
+    case 'disable': {
+      onlyFlags(values, [], `key ${what}`)
+      if (id === undefined || extra.length > 0) throw new CommandError(EXIT.usage, `usage: store key ${what} KEY (a key id, key ARN, alias name or alias ARN)`)
+      await (await open()).setEnabled(id, what === 'enable')
+      await writeOut(`${what}d key ${id}\n`)
+      return EXIT.ok
+    }
+    default: throw new CommandError(EXIT.usage, 'usage: store key create|list|enable|disable (secrets-agent store --help)')
   }
 }
 

@@ -320,6 +320,39 @@ describe('secrets-agent health, get and store', () => {
       assert.deepEqual(await readFile(agent.storeFile ?? ''), before)
     })
 
+    it('makes, lists and disables local KMS keys, and the running agent uses the change at once', async () => {
+      const store = ['--store', agent.storeFile ?? '']
+      const encrypt = async (): Promise<number> => (await fetch(`http://127.0.0.1:${port}/kms/encrypt`, {
+        method: 'POST',
+        headers: { 'X-Aws-Parameters-Secrets-Token': TEST_TOKEN, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ KeyId: 'alias/app', Plaintext: Buffer.from('hunter2').toString('base64') })
+      })).status
+      assert.equal(await encrypt(), 404)
+
+      const created = await run(['store', 'key', 'create', '--alias', 'alias/app', '--description', 'orders', ...store])
+      assert.equal(created.code, EXIT.ok, created.stderr)
+      const arn = created.stdout.toString().split(' ')[0] ?? ''
+      assert.match(arn, /^arn:aws:kms:us-east-1:000000000000:key\/[0-9a-f-]{36}$/)
+      await eventually(async () => await encrypt() === 200, 3000, 'the agent to use the new key')
+
+      const list = (await run(['store', 'key', 'list', ...store])).stdout.toString()
+      assert.ok(list.split('\n').includes(`${arn}  enabled  alias/app`), list)
+      assert.match(list, /^arn:\S+ {2}enabled {2}alias\/aws\/ssm alias\/secrets-agent\/default$/m)
+      assert.ok(list.trimEnd().split('\n').every((line) => /^arn:aws:kms:\S+ {2}(enabled|disabled)( {2}alias\/\S+( alias\/\S+)*)?$/.test(line)), 'ARNs, states and aliases only: no key material')
+
+      const disabled = await run(['store', 'key', 'disable', 'alias/app', ...store])
+      assert.equal(disabled.code, EXIT.ok, disabled.stderr)
+      await eventually(async () => await encrypt() === 403, 3000, 'the agent to refuse the disabled key')
+
+      const [taken, unknown, reserved] = await Promise.all([
+        run(['store', 'key', 'create', '--alias', 'alias/app', ...store]),
+        run(['store', 'key', 'enable', 'alias/none', ...store]),
+        run(['store', 'key', 'create', '--alias', 'alias/aws/mine', ...store])
+      ])
+      assert.deepEqual([taken.code, unknown.code, reserved.code], [EXIT.usage, EXIT.notFound, EXIT.usage])
+      for (const result of [taken, unknown, reserved]) assert.match(result.stderr, /^secrets-agent store: .+\n$/)
+    })
+
     it('creates a missing store file with mode 0600, using the default path', async () => {
       const configHome = join(dir, 'fresh-config')
 

@@ -43,6 +43,7 @@ export class LocalProvider implements Provider {
   readonly #listeners = new Set<() => void>()
   #watcher: FSWatcher | undefined
   #debounce: NodeJS.Timeout | undefined
+  #keysDebounce: NodeJS.Timeout | undefined
   #reloading: Promise<void> = Promise.resolve()
 
   private constructor (model: StoreModel, kms: LocalKms, options: LocalProviderOptions) {
@@ -150,14 +151,31 @@ export class LocalProvider implements Provider {
     this.#watcher?.close()
     this.#watcher = undefined
     clearTimeout(this.#debounce)
+    clearTimeout(this.#keysDebounce)
     await this.#reloading
+  }
+
+  async #reloadKeys (): Promise<void> {
+    try {
+      await this.kms.reload()
+      this.#options.logger.info({ keyFile: this.kms.keyFile }, 'local KMS keys reloaded')
+    } catch (error) {
+      this.#options.logger.error({ err: { message: (error as Error).message } }, 'local KMS keys not reloaded; the keys read before stay in service')
+    }
   }
 
   #startWatching (): void {
     // Watch the directory, not the file: editors and our CLI replace the file by rename, which
     // would leave a watch on the old inode silent.
+    // The KMS key file beside it too, when it is there: `store key` adds and disables keys.
     const name = basename(this.#options.storeFile)
+    const keys = dirname(this.kms.keyFile) === dirname(this.#options.storeFile) ? basename(this.kms.keyFile) : undefined
     this.#watcher = watch(dirname(this.#options.storeFile), { persistent: false }, (_event, filename) => {
+      if (keys !== undefined && (filename === null || filename === keys)) {
+        clearTimeout(this.#keysDebounce)
+        this.#keysDebounce = setTimeout(() => { void this.#reloadKeys() }, this.#options.debounceMs)
+        this.#keysDebounce.unref()
+      }
       if (filename !== null && filename !== name) return
       clearTimeout(this.#debounce)
       this.#debounce = setTimeout(() => { void this.reload() }, this.#options.debounceMs)
