@@ -1,6 +1,6 @@
 import { isMap, isScalar, parseDocument, visit, type Document, type YAMLMap } from 'yaml'
 import type { ParameterType } from '../providers/types.js'
-import { StoreFormatError, type StoreModel, type StoredSecret } from '../providers/local/store.js'
+import { StoreFormatError, keepWrittenText, type StoreModel, type StoredSecret } from '../providers/local/store.js'
 
 /**
  * Edits of the local store file, as `secrets-agent store` makes them. Pure: text in, text out;
@@ -35,6 +35,7 @@ class YamlStore implements StoreDocument {
       const at = error.linePos?.[0]
       throw new StoreFormatError(`${fileName}: cannot parse: not valid YAML (${error.code})${at === undefined ? '' : ` at line ${at.line}, column ${at.col}`}`)
     }
+    keepWrittenText(this.#doc)
   }
 
   get (kind: EntryKind, name: string): unknown {

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { parseStore, secretArn, StoreFormatError } from '../../src/providers/local/store.js'
 import { defaultStoreText } from '../../src/providers/local/default-store.js'
+import { openStoreDocument } from '../../src/commands/store-edit.js'
 
 const REGION = 'eu-central-1'
 
@@ -57,6 +58,46 @@ describe('parseStore', () => {
     assert.deepEqual(Object.keys(current).sort(), ['host', 'password', 'port', 'username'])
     assert.equal(model.parameters.get('/dev/example/log-level')?.versions[0]?.value, 'debug')
     assert.equal(model.parameters.get('/dev/example/db-password')?.type, 'SecureString')
+  })
+
+  it('serves an unquoted value that YAML would read as a number or a boolean as it is written', () => {
+    const model = parseStore([
+      'secrets:',
+      '  app/pin: 0042',
+      '  json: 0123',
+      '  app/config:',
+      '    json: { port: 0x1F, debug: True }',
+      'parameters:',
+      '  /app/account: 012345678901',
+      '  /app/version: 1.10',
+      '  /app/big: 12345678901234567890',
+      '  /app/hex: 0x1F',
+      '  /app/flag: True',
+      '  /app/listed:',
+      '    versions:',
+      '      - value: 1e3',
+      '  0123: named-by-digits'
+    ].join('\n'), REGION)
+    const value = (name: string): string | undefined => model.parameters.get(name)?.versions[0]?.value
+    assert.deepEqual(
+      ['/app/account', '/app/version', '/app/big', '/app/hex', '/app/flag', '/app/listed'].map(value),
+      ['012345678901', '1.10', '12345678901234567890', '0x1F', 'True', '1e3'])
+    assert.equal(model.secrets.get('app/pin')?.versions[0]?.secretString, '0042')
+    assert.equal(model.secrets.get('json')?.versions[0]?.secretString, '0123', 'a secret named json is text too')
+    assert.equal(model.secrets.get('app/config')?.versions[0]?.secretString, '{"port":31,"debug":true}', 'a json: value keeps YAML\'s types')
+    assert.equal(value('0123'), 'named-by-digits')
+  })
+
+  it('keeps values written as numbers as they were when the store CLI edits another entry', () => {
+    const text = 'parameters:\n  /app/account: 012345678901 # the account\n  /app/big: 12345678901234567890\n  0123: x\n  /app/level: 3\n'
+    const doc = openStoreDocument(text, 'store.yaml')
+    doc.set('parameter', '/app/new', 'v')
+    const next = doc.toString()
+    const model = parseStore(next, REGION)
+    const value = (name: string): string | undefined => model.parameters.get(name)?.versions[0]?.value
+    assert.deepEqual(['/app/account', '/app/big', '0123', '/app/level', '/app/new'].map(value), ['012345678901', '12345678901234567890', 'x', '3', 'v'])
+    assert.match(next, /^ {2}\/app\/level: 3$/m, 'a number YAML writes back the same is left as written')
+    assert.match(next, /# the account/)
   })
 
   it('treats an empty file as an empty store', () => {

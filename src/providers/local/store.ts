@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { parse as parseYaml } from 'yaml'
+import { isPair, isScalar, parseDocument, visit, type Document } from 'yaml'
 import type { ParameterType } from '../types.js'
 
 /**
@@ -76,6 +76,37 @@ const SECRET_NAME = /^[A-Za-z0-9/_+=.@-]{1,512}$/
 const LABEL = /^[A-Za-z0-9_.-]{1,100}$/
 /** A fixed date for versions that do not give one, so answers do not change between reloads. */
 const EPOCH = new Date('2024-01-01T00:00:00.000Z')
+
+/**
+ * Gives back, as the text written, every unquoted scalar that YAML reads as a number or a boolean
+ * it cannot write back the same: `012345678901` (an account id) stays that, not 12345678901;
+ * `1.10` not 1.1; a 20-digit number not a rounded float; `True` not true; `0123:` names `0123`.
+ * Values and names in the store are text. A secret's `json:` value is the exception: there
+ * YAML's numbers and booleans are the JSON's.
+ * The store reads YAML through this, and the store CLI edits it so, which then leaves the other
+ * entries as they were written.
+ */
+export function keepWrittenText (doc: Document): void {
+  const secrets = doc.get('secrets', true)
+  visit(doc, {
+    Scalar (_key, node, path) {
+      if (node.type !== 'PLAIN' || node.value === null || typeof node.value === 'string' || node.source === undefined || String(node.value) === node.source) return
+      for (let i = 1; i < path.length; i++) {
+        const pair = path[i]
+        if (isPair(pair) && isScalar(pair.key) && pair.key.value === 'json' && path[i - 1] !== secrets) return
+      }
+      node.value = node.source
+    }
+  })
+}
+
+function parseYaml (text: string): unknown {
+  const doc = parseDocument(text)
+  const error = doc.errors[0]
+  if (error !== undefined) throw error
+  keepWrittenText(doc)
+  return doc.toJS()
+}
 
 export function parseStore (text: string, region: string, fileName = 'store'): StoreModel {
   let doc: unknown
