@@ -56,6 +56,41 @@ export function defaultStorePath (env: NodeJS.ProcessEnv): string {
   return join(base, 'secrets-agent', 'store.yaml')
 }
 
+/** Pauses between readiness checks that failed for a reason of setup (no or expired credentials, no region). */
+const READY_RETRY_MS: readonly [number, number] = [1000, 60_000]
+
+/**
+ * Waits until the provider says it can answer (checkReady; it retries network blips itself).
+ * A failure for a reason of setup shows on /ready at once, and is checked again, less and less
+ * often, until fixed: credentials that appear or are renewed after the start (an `aws sso
+ * login`, a credentials endpoint up late) make the agent ready without a restart. False when the
+ * agent stops first.
+ */
+async function providerReady (provider: Provider, readiness: AgentReadiness, logger: Logger, signal: AbortSignal): Promise<boolean> {
+  let shown: string | undefined
+  for (let attempt = 0; !signal.aborted; attempt += 1) {
+    try {
+      await provider.checkReady({ signal })
+      if (shown !== undefined) logger.info('provider ready')
+      return !signal.aborted
+    } catch (error) {
+      if (signal.aborted) return false
+      const reason = error instanceof Error ? error.message : 'unknown error'
+      const retryInMs = Math.min(READY_RETRY_MS[1], READY_RETRY_MS[0] * 2 ** Math.min(attempt, 20))
+      readiness.set({ ready: false, reason: 'The provider is not ready: ' + reason })
+      // Said once per reason, not at every check.
+      if (reason !== shown) logger.error({ err: { message: reason }, retryInMs }, 'provider not ready; checking again')
+      shown = reason
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, retryInMs)
+        timer.unref()
+        signal.addEventListener('abort', () => { clearTimeout(timer); resolve() }, { once: true })
+      })
+    }
+  }
+  return false
+}
+
 export function resolveRegion (config: AgentConfig, env: NodeJS.ProcessEnv): string | null {
   return config.region ?? nonEmpty(env.AWS_REGION) ?? nonEmpty(env.AWS_DEFAULT_REGION) ?? null
 }
@@ -154,18 +189,13 @@ export async function startAgent (options: AgentOptions): Promise<RunningAgent> 
   // Ready once the provider can answer and the prefetch list has settled (DESIGN §3).
   const stopping = new AbortController()
   const reads = new Reads(provider, cache, { secretsMs: config.secretsTtlSeconds * 1000, parametersMs: config.parametersTtlSeconds * 1000 })
-  void provider.checkReady().then(
-    async () => {
-      readiness.set({ ready: false, reason: 'Prefetching.' })
-      const result = await prefetch(reads, config.prefetch, { timeoutMs: config.prefetchTimeoutSeconds * 1000, logger, signal: stopping.signal })
-      if (result.loaded + result.failed + result.timedOut > 0) logger.info(result, 'prefetch settled')
-      readiness.set({ ready: true })
-    },
-    (error: unknown) => {
-      readiness.set({ ready: false, reason: 'The provider is not ready: ' + (error instanceof Error ? error.message : 'unknown error') })
-      logger.error({ err: { message: error instanceof Error ? error.message : String(error) } }, 'provider not ready')
-    }
-  )
+  void (async () => {
+    if (!await providerReady(provider, readiness, logger, stopping.signal)) return
+    readiness.set({ ready: false, reason: 'Prefetching.' })
+    const result = await prefetch(reads, config.prefetch, { timeoutMs: config.prefetchTimeoutSeconds * 1000, logger, signal: stopping.signal })
+    if (result.loaded + result.failed + result.timedOut > 0) logger.info(result, 'prefetch settled')
+    readiness.set({ ready: true })
+  })()
 
   return {
     app,

@@ -183,8 +183,8 @@ describe('secrets-agent serve --provider aws', () => {
     assert.equal(await agent.exited(), 0)
   })
 
-  it('reports 503 on /ready when STS says the credentials expired', async () => {
-    fake.inject({ kind: 'expiredCredentials' }, { service: 'sts' })
+  it('reports 503 on /ready when STS says the credentials expired, and turns ready once they are renewed', async () => {
+    const expired = fake.inject({ kind: 'expiredCredentials' }, { service: 'sts' })
     const agent = start(['serve', '--provider', 'aws', '--port', '0'], serveEnv)
     const [, port] = await agent.waitFor(PORT_LOG)
 
@@ -192,6 +192,9 @@ describe('secrets-agent serve --provider aws', () => {
 
     assert.match(answer, /credentials are invalid or expired/)
     assert.ok(!answer.includes('arn:aws'))
+    // Renewed: the next check (1 s, 2 s, 4 s... after the first) finds them good.
+    expired.remove()
+    await waitForStatus(`http://127.0.0.1:${port}/ready`, 200)
     agent.child.kill('SIGTERM')
     assert.equal(await agent.exited(), 0)
   })
