@@ -47,7 +47,8 @@ export type LogLevel = typeof LOG_LEVELS[number]
 
 export const SETTINGS: readonly SettingSpec[] = [
   { key: 'provider', type: { kind: 'enum', values: ['local', 'aws'] }, default: null, flag: 'provider', doc: 'Where values come from: `local` (the store file) or `aws`. Default: `aws` for serve, `local` for dev.' },
-  { key: 'host', type: str, default: '127.0.0.1', flag: 'host', doc: 'Address the API listens on. Anything but loopback needs allow_remote.' },
+  { key: 'host', type: str, default: '127.0.0.1', flag: 'host', alsoFrom: ['http_address'], doc: 'Address the API listens on. Anything but loopback needs allow_remote.' },
+  { key: 'http_address', type: str, default: null, doc: 'Sets host (Secrets Manager Agent key).' },
   { key: 'http_port', type: int(0, 65535), default: 2773, env: ['PARAMETERS_SECRETS_EXTENSION_HTTP_PORT'], flag: 'port', doc: 'API port; 0 picks a free one (the agent logs it).' },
   { key: 'allow_remote', type: bool, default: false, flag: 'allow-remote', doc: 'Permit a non-loopback host. Logs a warning at every start.' },
   { key: 'log_level', type: { kind: 'enum', values: LOG_LEVELS }, default: 'info', env: ['PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL'], flag: 'log-level', doc: 'trace, debug, info, warn, error or none (case-insensitive).' },

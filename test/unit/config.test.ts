@@ -38,6 +38,7 @@ describe('loadConfig', () => {
     const { config, settings } = await loadConfig({ env: {}, configFile: SMA_CONFIG })
     assert.equal(config.logLevel, 'debug')
     assert.equal(config.httpPort, 2775)
+    assert.equal(settings.get('host')?.origin, `http_address in ${SMA_CONFIG}`, 'http_address sets host')
     assert.equal(config.secretsTtlSeconds, 120, 'ttl_seconds sets the secrets TTL')
     assert.equal(config.parametersTtlSeconds, 120, 'ttl_seconds sets the parameters TTL')
     assert.equal(config.cacheSize, 500)
@@ -169,6 +170,12 @@ describe('loadConfig', () => {
     it('for jitter bounds in the wrong order', async () => {
       await assert.rejects(loadConfig({ env: { SECRETS_AGENT_REFRESH_JITTER_MIN_PERCENT: '95', SECRETS_AGENT_REFRESH_JITTER_MAX_PERCENT: '80' } }), /refresh_jitter_min_percent \(95\) must not exceed refresh_jitter_max_percent \(80\)/)
     })
+  })
+
+  it('takes the Secrets Manager Agent\'s http_address as host, below our own host setting', async () => {
+    const file = await toml('http_address = "10.0.0.5"\nallow_remote = true\n')
+    assert.equal((await loadConfig({ env: {}, configFile: file })).config.host, '10.0.0.5')
+    assert.equal((await loadConfig({ env: { SECRETS_AGENT_HOST: '127.0.0.2' }, configFile: file })).config.host, '127.0.0.2')
   })
 
   it('accepts log_to_file with a warning that logs go to stdout', async () => {
