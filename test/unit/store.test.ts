@@ -76,7 +76,10 @@ describe('parseStore', () => {
       '  /app/listed:',
       '    versions:',
       '      - value: 1e3',
-      '  0123: named-by-digits'
+      '  0123: named-by-digits',
+      '  json: 0123',
+      '  /app/obj:',
+      '    value: 0x10'
     ].join('\n'), REGION)
     const value = (name: string): string | undefined => model.parameters.get(name)?.versions[0]?.value
     assert.deepEqual(
@@ -86,6 +89,8 @@ describe('parseStore', () => {
     assert.equal(model.secrets.get('json')?.versions[0]?.secretString, '0123', 'a secret named json is text too')
     assert.equal(model.secrets.get('app/config')?.versions[0]?.secretString, '{"port":31,"debug":true}', 'a json: value keeps YAML\'s types')
     assert.equal(value('0123'), 'named-by-digits')
+    assert.equal(value('json'), '0123', 'a parameter named json is text')
+    assert.equal(value('/app/obj'), '0x10')
   })
 
   it('keeps values written as numbers as they were when the store CLI edits another entry', () => {
@@ -98,6 +103,12 @@ describe('parseStore', () => {
     assert.deepEqual(['/app/account', '/app/big', '0123', '/app/level', '/app/new'].map(value), ['012345678901', '12345678901234567890', 'x', '3', 'v'])
     assert.match(next, /^ {2}\/app\/level: 3$/m, 'a number YAML writes back the same is left as written')
     assert.match(next, /# the account/)
+  })
+
+  it('reads a secret written as a number or a boolean as its text, as a parameter', () => {
+    const model = parseStore('secrets:\n  app/port: 8080\n  app/on: true\n', REGION)
+    assert.equal(model.secrets.get('app/port')?.versions[0]?.secretString, '8080')
+    assert.equal(model.secrets.get('app/on')?.versions[0]?.secretString, 'true')
   })
 
   it('treats an empty file as an empty store', () => {

@@ -83,17 +83,19 @@ const EPOCH = new Date('2024-01-01T00:00:00.000Z')
  * `1.10` not 1.1; a 20-digit number not a rounded float; `True` not true; `0123:` names `0123`.
  * Values and names in the store are text. A secret's `json:` value is the exception: there
  * YAML's numbers and booleans are the JSON's.
- * The store reads YAML through this, and the store CLI edits it so, which then leaves the other
- * entries as they were written.
+ * The store reads YAML through this, and the store CLI edits it so: the other entries keep their
+ * values (such a scalar is then written quoted).
  */
 export function keepWrittenText (doc: Document): void {
   const secrets = doc.get('secrets', true)
   visit(doc, {
     Scalar (_key, node, path) {
       if (node.type !== 'PLAIN' || node.value === null || typeof node.value === 'string' || node.source === undefined || String(node.value) === node.source) return
-      for (let i = 1; i < path.length; i++) {
+      // A `json:` key inside a secret (not a secret named json: that is a key of the secrets map).
+      const inSecrets = path.findIndex((ancestor) => ancestor === secrets)
+      for (let i = inSecrets + 2; inSecrets !== -1 && i < path.length; i++) {
         const pair = path[i]
-        if (isPair(pair) && isScalar(pair.key) && pair.key.value === 'json' && path[i - 1] !== secrets) return
+        if (isPair(pair) && isScalar(pair.key) && pair.key.value === 'json') return
       }
       node.value = node.source
     }
@@ -134,8 +136,8 @@ export function parseStore (text: string, region: string, fileName = 'store'): S
 function parseSecret (name: string, raw: unknown, region: string, where: string): StoredSecret {
   if (!SECRET_NAME.test(name)) throw new StoreFormatError(`${where}: a secret name is 1 to 512 of A-Z a-z 0-9 / _ + = . @ -`)
   const arn = secretArn(name, region)
-  if (typeof raw === 'string') {
-    return { name, arn, versions: [{ versionId: stableId(name, 0), stages: ['AWSCURRENT'], secretString: raw, createdDate: EPOCH }] }
+  if (typeof raw === 'string' || typeof raw === 'number' || typeof raw === 'boolean') {
+    return { name, arn, versions: [{ versionId: stableId(name, 0), stages: ['AWSCURRENT'], secretString: String(raw), createdDate: EPOCH }] }
   }
   const record = asRecord(raw, where)
   const versionList = record.versions === undefined ? [{ stages: ['AWSCURRENT'], ...record }] : asArray(record.versions, `${where}.versions`)
