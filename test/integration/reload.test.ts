@@ -194,3 +194,39 @@ describe('local store reload', () => {
     assert.equal(errorLines(h).length, 1)
   })
 })
+
+describe('local KMS key file reload', () => {
+  it('uses a key made by another process (the store CLI) at once, with the store named by a relative path', async () => {
+    const { mkdtemp } = await import('node:fs/promises')
+    const { tmpdir } = await import('node:os')
+    const { join, relative } = await import('node:path')
+    const { pino } = await import('pino')
+    const { LocalProvider, defaultKeyFile } = await import('../../src/providers/local/provider.js')
+    const { LocalKms } = await import('../../src/providers/local/kms.js')
+    const dir = await mkdtemp(join(tmpdir(), 'sa-keys-'))
+    const storeFile = join(dir, 'store.yaml')
+    await writeFile(storeFile, 'secrets:\n  a: b\n')
+    const relativeStore = relative(process.cwd(), storeFile)
+    assert.ok(!relativeStore.startsWith('/'))
+    const provider = await LocalProvider.open({ storeFile: relativeStore, region: 'us-east-1', logger: pino({ level: 'silent' }), debounceMs: 10 })
+    try {
+      const encrypt = async (): Promise<string> => {
+        try {
+          await provider.encrypt({ keyId: 'alias/cli-made', plaintext: Buffer.from('x') })
+          return 'ok'
+        } catch (error) {
+          return (error as Error).name
+        }
+      }
+      assert.equal(await encrypt(), 'NotFoundError')
+      const cli = await LocalKms.open({ keyFile: defaultKeyFile(storeFile), region: 'us-east-1' })
+      await cli.createKey({ alias: 'alias/cli-made' })
+      await until(async () => await encrypt() === 'ok', 3000)
+      await cli.setEnabled('alias/cli-made', false)
+      await until(async () => await encrypt() === 'AccessDeniedError', 3000)
+    } finally {
+      await provider.close()
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+})

@@ -1,6 +1,6 @@
 import { watch, type FSWatcher } from 'node:fs'
 import { readFile } from 'node:fs/promises'
-import { basename, dirname, join } from 'node:path'
+import { basename, dirname, join, resolve } from 'node:path'
 import type { KeyringNode } from '@aws-crypto/client-node'
 import type { Logger } from 'pino'
 import { InvalidRequestError, NotFoundError, isProviderError } from '../errors.js'
@@ -169,7 +169,7 @@ export class LocalProvider implements Provider {
     // would leave a watch on the old inode silent.
     // The KMS key file beside it too, when it is there: `store key` adds and disables keys.
     const name = basename(this.#options.storeFile)
-    const keys = dirname(this.kms.keyFile) === dirname(this.#options.storeFile) ? basename(this.kms.keyFile) : undefined
+    const keys = dirname(this.kms.keyFile) === dirname(resolve(this.#options.storeFile)) ? basename(this.kms.keyFile) : undefined
     this.#watcher = watch(dirname(this.#options.storeFile), { persistent: false }, (_event, filename) => {
       if (keys !== undefined && (filename === null || filename === keys)) {
         clearTimeout(this.#keysDebounce)
