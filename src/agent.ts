@@ -1,4 +1,5 @@
 import { mkdir } from 'node:fs/promises'
+import { setTimeout as wait } from 'node:timers/promises'
 import { homedir } from 'node:os'
 import { dirname, join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
@@ -81,11 +82,8 @@ async function providerReady (provider: Provider, readiness: AgentReadiness, log
       // Said once per reason, not at every check.
       if (reason !== shown) logger.error({ err: { message: reason }, retryInMs }, 'provider not ready; checking again')
       shown = reason
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, retryInMs)
-        timer.unref()
-        signal.addEventListener('abort', () => { clearTimeout(timer); resolve() }, { once: true })
-      })
+      // timers/promises: the abort listener goes with the timer, so retries do not pile them up.
+      await wait(retryInMs, undefined, { signal, ref: false }).catch(() => {})
     }
   }
   return false

@@ -1,3 +1,4 @@
+import { setTimeout as wait } from 'node:timers/promises'
 import type { Logger } from 'pino'
 import { isProviderError } from '../providers/errors.js'
 import type { Reads } from './reads.js'
@@ -76,10 +77,7 @@ function idOf (list: PrefetchList, index: number): string | undefined {
   return [...list.secrets, ...list.parameters, ...list.parameterPaths][index]
 }
 
-function sleep (ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms)
-    signal?.addEventListener('abort', done, { once: true })
-    function done (): void { clearTimeout(timer); resolve() }
-  })
+/** Resolves after `ms`, or at once when `signal` aborts; its abort listener goes with the timer. */
+async function sleep (ms: number, signal?: AbortSignal): Promise<void> {
+  await wait(ms, undefined, signal === undefined ? {} : { signal }).catch(() => {})
 }

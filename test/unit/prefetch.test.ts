@@ -59,6 +59,24 @@ describe('prefetch', () => {
     assert.equal(attempts.get('slow'), 3)
   })
 
+  it('retries many times under one stop signal without piling listeners on it', async () => {
+    const warnings: Error[] = []
+    const onWarning = (warning: Error): void => { warnings.push(warning) }
+    process.on('warning', onWarning)
+    try {
+      const { reads, attempts } = fakeReads({ slow: (n) => { if (n < 20) throw new ThrottledError() } })
+      const { logger } = capture()
+      const stop = new AbortController()
+      const result = await prefetch(reads, { secrets: ['slow'], parameters: [], parameterPaths: [] }, { timeoutMs: 5000, logger, backoffBaseMs: 1, backoffMaxMs: 2, signal: stop.signal })
+      assert.deepEqual(result, { loaded: 1, failed: 0, timedOut: 0 })
+      assert.equal(attempts.get('slow'), 20)
+      await new Promise((resolve) => setImmediate(resolve))
+      assert.deepEqual(warnings.map((w) => w.name), [])
+    } finally {
+      process.off('warning', onWarning)
+    }
+  })
+
   it('gives up on an item still throttled at the timeout, with a warning', async () => {
     const { reads, attempts } = fakeReads({ stuck: () => { throw new ThrottledError() } })
     const { logger, lines } = capture()
