@@ -101,7 +101,8 @@ export function buildApp (options: AppOptions): FastifyInstance {
     ...(typeof SECRETS_AGENT_SCHEMA_COMPILERS === 'undefined' ? {} : { schemaController: { compilersFactory: SECRETS_AGENT_SCHEMA_COMPILERS } })
   })
 
-  const reads = new Reads(options.provider, options.cache, { secretsMs: options.secretsTtlMs, parametersMs: options.parametersTtlMs })
+  const allow = options.allow ?? new AllowList()
+  const reads = new Reads(options.provider, options.cache, { secretsMs: options.secretsTtlMs, parametersMs: options.parametersTtlMs }, (name) => allow.allows('parameters', name))
   /** Methods each route path answers, for 405's `Allow`. */
   const knownPaths = new Map<string, Set<string>>()
   const prefix = options.pathPrefix ?? '/v1/'
@@ -151,7 +152,6 @@ export function buildApp (options: AppOptions): FastifyInstance {
     throw new Errors.RouteNotFound()
   })
 
-  const allow = options.allow ?? new AllowList()
   if (options.fastPath !== false) {
     const answerHit = fastPath({ reads, token: options.token, tokenHeaders: options.tokenHeaders, allow, recorder })
     // Once closing, fastify answers everything: it tells each client `Connection: close`, so that

@@ -27,7 +27,12 @@ export class Reads {
   constructor (
     private readonly provider: Provider,
     private readonly cache: SecretCache,
-    private readonly ttls: ReadTtls
+    private readonly ttls: ReadTtls,
+    /**
+     * The parameter names a get-by-path answer may hold (the allow-list). Every load of a path
+     * filters with it, whoever asks (a request or the prefetch), since the cached answer serves all.
+     */
+    private readonly keepParameter: (name: string) => boolean = () => true
   ) {}
 
   async secret (input: GetSecretInput, refreshNow = false): Promise<CacheResult<null>> {
@@ -66,11 +71,11 @@ export class Reads {
     }, { ttlMs: this.ttls.parametersMs, refreshNow })
   }
 
-  /** `keep` filters the names (the allow-list): the cached answer holds only what it keeps. */
-  async parametersByPath (path: string, recursive: boolean, withDecryption: boolean, refreshNow = false, keep: (name: string) => boolean = () => true): Promise<CacheResult<null>> {
+  /** Only the names `keepParameter` keeps: the cached answer holds nothing else. */
+  async parametersByPath (path: string, recursive: boolean, withDecryption: boolean, refreshNow = false): Promise<CacheResult<null>> {
     const key = cacheKey('path', path, { withDecryption, recursive })
     return this.cache.get(key, async (signal) => {
-      const value = (await this.provider.getParametersByPath({ path, recursive, withDecryption, limit: PATH_LIMIT }, { signal })).filter((p) => keep(p.name))
+      const value = (await this.provider.getParametersByPath({ path, recursive, withDecryption, limit: PATH_LIMIT }, { signal })).filter((p) => this.keepParameter(p.name))
       return { body: parametersBody(value), value: null }
     }, { ttlMs: this.ttls.parametersMs, refreshNow })
   }

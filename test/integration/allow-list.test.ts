@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
-import { startTestAgent, type TestAgent } from '../support/agent.js'
+import { eventually, startTestAgent, type TestAgent } from '../support/agent.js'
 
 const STORE = `secrets:
   app/db: '{"password":"app-db-pw"}'
@@ -111,5 +111,29 @@ describe('the allow-list filtering get-by-path', () => {
       assert.deepEqual((JSON.parse(body) as { Parameters: Array<{ Name: string }> }).Parameters.map((p) => p.Name), ['/app/level', '/app/nested/deep'])
       assert.ok(!body.includes('hidden-value'))
     }
+  })
+})
+
+describe('the allow-list, with a prefetched parameter path', () => {
+  let agent: TestAgent
+
+  before(async () => {
+    agent = await startTestAgent({
+      store: STORE,
+      config: {
+        allow: { secrets: ['*'], parameters: ['/app', '/app/level'], kmsKeys: ['*'] },
+        prefetch: { secrets: [], parameters: [], parameterPaths: ['/app'] }
+      }
+    })
+    await eventually(() => agent.readiness.state().ready, 3000, 'the prefetch to settle')
+  })
+  after(async () => { await agent.stop() })
+
+  it('answers get-by-path with the allowed names only, though the prefetch loaded the path first', async () => {
+    const response = await agent.get('/systemsmanager/parameters/get-by-path?path=/app&recursive=true&withDecryption=true')
+    assert.equal(response.status, 200)
+    assert.equal(response.headers.get('x-cache'), 'HIT', 'answered from what the prefetch cached')
+    const names = ((await response.json()) as { Parameters: Array<{ Name: string }> }).Parameters.map((p) => p.Name)
+    assert.deepEqual(names, ['/app/level'])
   })
 })

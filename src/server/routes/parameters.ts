@@ -68,7 +68,7 @@ export const parameterRoutes: FastifyPluginCallback<{ reads: Reads, allow: Allow
     // The path itself must be allowed (as given, or as the folder `path/` that patterns like
     // `/app/*` describe), and only allowed names come back.
     if (!allow.allows('parameters', path) && !allow.allows('parameters', path.endsWith('/') ? path : path + '/')) allow.check('parameters', path, request.log)
-    const result = await reads.parametersByPath(path, flag(request.query.recursive), flag(request.query.withDecryption), flag(request.query.refreshNow), (p) => allow.allows('parameters', p))
+    const result = await reads.parametersByPath(path, flag(request.query.recursive), flag(request.query.withDecryption), flag(request.query.refreshNow))
     return sendCached(reply, result)
   })
   done()
