@@ -108,6 +108,18 @@ export function generateTokenValue (): string {
   return crypto.randomBytes(32).toString('base64url')
 }
 
+/**
+ * The file a token variable's value names when it is `file://PATH`, else undefined (the value is
+ * the token). PATH is the rest as written (relative to the working directory unless it starts
+ * with `/`), as the Secrets Manager Agent reads it: not a URL, so `%`, `#` and `?` are themselves.
+ */
+export function namedFile (variable: string, value: string): string | undefined {
+  if (!value.startsWith('file://')) return undefined
+  const file = value.slice('file://'.length)
+  if (file === '') throw new TokenError(`${variable} is file:// with no path after it`)
+  return file
+}
+
 /** Finds the token as DESIGN §4 says: `--token-file`, then the listed variables. */
 export async function loadToken (options: TokenOptions): Promise<Token> {
   if (options.tokenFile !== null) {
@@ -123,11 +135,8 @@ export async function loadToken (options: TokenOptions): Promise<Token> {
   for (const name of options.envVariables) {
     const raw = options.env[name]?.trim()
     if (raw === undefined || raw === '') continue
-    if (raw.startsWith('file://')) {
-      // The rest is the path as written (relative to the working directory unless it starts with
-      // `/`), as the Secrets Manager Agent reads it: not a URL, so `%`, `#` and `?` are themselves.
-      const file = raw.slice('file://'.length)
-      if (file === '') throw new TokenError(`${name} is file:// with no path after it`)
+    const file = namedFile(name, raw)
+    if (file !== undefined) {
       return new Token(await readTokenFile(file), { source: `${name} (file ${file})`, file }, options.logger)
     }
     return new Token(raw, { source: name, file: null }, options.logger)

@@ -1,7 +1,6 @@
 import { access, readFile } from 'node:fs/promises'
-import { fileURLToPath } from 'node:url'
 import { ConfigError, type AgentConfig } from '../config/index.js'
-import { devTokenPath } from '../token.js'
+import { devTokenPath, namedFile } from '../token.js'
 import { clientConfig, dialAddress, errorMessage, getFromAgent, type AgentAnswer } from './agent-client.js'
 import { CommandError, fail, parseCommand, seconds, writeOut } from './common.js'
 import { EXIT } from './exit.js'
@@ -159,14 +158,14 @@ export async function clientToken (config: Pick<AgentConfig, 'tokenFile' | 'ssrf
 async function tokenFromVariable (name: string, env: NodeJS.ProcessEnv): Promise<string | undefined> {
   const raw = env[name]?.trim()
   if (raw === undefined || raw === '') return undefined
-  if (!raw.startsWith('file://')) return raw
-  let file: string
+  let file: string | undefined
   try {
-    file = fileURLToPath(raw)
-  } catch {
-    throw new CommandError(EXIT.usage, `${name} starts with file:// but is not a file URL`)
+    // The agent's own reading of the value, so that both find the same file.
+    file = namedFile(name, raw)
+  } catch (error) {
+    throw new CommandError(EXIT.usage, (error as Error).message)
   }
-  return readTokenFile(file)
+  return file === undefined ? raw : readTokenFile(file)
 }
 
 /** The token in `file`, or undefined when there is no such file; any other failure is reported. */

@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process'
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { join, relative } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { EXIT } from '../../src/cli.js'
 import { eventually, startTestAgent, TEST_TOKEN, type TestAgent } from '../support/agent.js'
@@ -171,10 +171,14 @@ describe('secrets-agent health, get and store', () => {
       await mkdir(join(dir, 'run', 'secrets-agent'), { recursive: true })
       await writeFile(join(dir, 'run', 'secrets-agent', 'token'), TEST_TOKEN)
       const noToken = { ...env, AWS_TOKEN: undefined }
+      // As the agent reads file://: the rest is a path as written, relative ones too, # and all.
+      const oddFile = join(dir, 'token #1')
+      await writeFile(oddFile, `${TEST_TOKEN}\n`)
 
       const results = await Promise.all([
         // No dev file here: it would come before AWS_CONTAINER_AUTHORIZATION_TOKEN.
         run(['get', 'app/api-key'], { ...noToken, XDG_RUNTIME_DIR: join(dir, 'empty-run'), AWS_CONTAINER_AUTHORIZATION_TOKEN: `file://${tokenFile}` }),
+        run(['get', 'app/api-key'], { ...noToken, XDG_RUNTIME_DIR: join(dir, 'empty-run'), AWS_TOKEN: `file://${relative(process.cwd(), oddFile)}` }),
         run(['get', 'app/api-key', '--token-file', tokenFile], { ...noToken, AWS_TOKEN: 'not-the-token' }),
         run(['get', 'app/api-key'], noToken)
       ])
