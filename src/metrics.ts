@@ -79,7 +79,7 @@ export class Metrics {
     }
     new Gauge({ name: 'secrets_agent_cache_entries', help: 'Entries in the cache.', registers, collect () { this.set(entries()) } })
     new Gauge({ name: 'secrets_agent_cache_bytes', help: 'Bytes held by the cache, by its own accounting.', registers, collect () { this.set(bytes()) } })
-    new Gauge({ name: 'secrets_agent_oldest_value_age_seconds', help: 'Age of the oldest value the cache holds (0 when empty).', registers, collect () { this.set(oldestAge()) } })
+    new Gauge({ name: 'secrets_agent_oldest_value_age_seconds', help: 'Age of the oldest value a read would be served now: within its TTL, or stale while upstream fails (0 when none).', registers, collect () { this.set(oldestAge()) } })
   }
 
   /**

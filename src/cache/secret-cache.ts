@@ -255,11 +255,21 @@ export class SecretCache {
     this.#lru.clear()
   }
 
-  /** The oldest fetch time among held values, on the cache's clock; undefined when empty. */
+  /**
+   * The oldest fetch time among the values a read would be served now, on the cache's clock;
+   * undefined when there are none. A value counts within its TTL, and past it while upstream
+   * fails (stale if error), up to its hard end. A value past its TTL that nobody read since is
+   * held but not served (the next read fetches), so it does not count: far above the TTL, this
+   * says that refreshes are failing, not that a value was read once long ago.
+   */
   oldestFetchedAt (): number | undefined {
+    const now = this.#now()
     let oldest: number | undefined
     for (const entry of this.#held()) {
-      if (oldest === undefined || entry.fetchedAt < oldest) oldest = entry.fetchedAt
+      if (entry.notFound !== undefined) continue
+      const age = now - entry.fetchedAt
+      const served = age < entry.ttlMs || (entry.failures > 0 && this.#options.staleIfError && age < entry.ttlMs + this.#options.maxStaleMs)
+      if (served && (oldest === undefined || entry.fetchedAt < oldest)) oldest = entry.fetchedAt
     }
     return oldest
   }

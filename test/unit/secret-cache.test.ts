@@ -334,6 +334,17 @@ describe('SecretCache', () => {
     assert.equal(cache.oldestFetchedAt(), first + 3000, 'after it: b is the oldest')
   })
 
+  it('counts only values a read would be served: not one past its TTL that nobody read, but a stale one while upstream fails', async () => {
+    const { clock, cache, upstream } = setup()
+    await cache.get('a', upstream.load, { ttlMs: TTL })
+    const fetched = clock.now()
+    await clock.advance(TTL * 3)
+    assert.equal(cache.oldestFetchedAt(), undefined, 'held, unread since its TTL ended: the next read fetches')
+    upstream.failure = new UpstreamError()
+    assert.equal((await cache.get('a', upstream.load, { ttlMs: TTL })).outcome, 'STALE')
+    assert.equal(cache.oldestFetchedAt(), fetched, 'served stale while upstream fails')
+  })
+
   it('counts hits, misses, stale answers and refreshes as events', async () => {
     const { clock, cache, upstream, events } = setup()
     await cache.get('k', upstream.load, { ttlMs: TTL })
