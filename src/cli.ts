@@ -170,26 +170,32 @@ function flushThen (logger: Logger, then: () => void): void {
 function waitForSignal (agent: RunningAgent, config: AgentConfig, logger: Logger): Promise<number> {
   return new Promise((resolve) => {
     let stopping = false
+    // Listening for every signal (not once): a second SIGTERM, or Ctrl-C twice, is ours to answer.
+    const done = (code: number): void => {
+      process.off('SIGTERM', stop)
+      process.off('SIGINT', stop)
+      resolve(code)
+    }
     const stop = (signal: NodeJS.Signals): void => {
       if (stopping) {
         logger.warn({ signal }, 'second signal: exiting now')
-        resolve(EXIT.failure)
+        done(EXIT.failure)
         return
       }
       stopping = true
       logger.info({ signal }, 'stopping: no new connections, finishing requests in flight')
       const deadline = setTimeout(() => {
         logger.warn({ seconds: config.shutdownTimeoutSeconds }, 'requests still in flight at the shutdown deadline; exiting')
-        resolve(EXIT.ok)
+        done(EXIT.ok)
       }, config.shutdownTimeoutSeconds * 1000)
       deadline.unref()
       agent.close().then(
-        () => { clearTimeout(deadline); logger.info('stopped'); flushThen(logger, () => resolve(EXIT.ok)) },
-        (error: unknown) => { clearTimeout(deadline); logger.error({ err: { message: (error as Error).message } }, 'error while stopping'); flushThen(logger, () => resolve(EXIT.ok)) }
+        () => { clearTimeout(deadline); logger.info('stopped'); flushThen(logger, () => done(EXIT.ok)) },
+        (error: unknown) => { clearTimeout(deadline); logger.error({ err: { message: (error as Error).message } }, 'error while stopping'); flushThen(logger, () => done(EXIT.ok)) }
       )
     }
-    process.once('SIGTERM', stop)
-    process.once('SIGINT', stop)
+    process.on('SIGTERM', stop)
+    process.on('SIGINT', stop)
   })
 }
 

@@ -86,6 +86,16 @@ async function until (check: () => boolean, ms: number, what: string): Promise<v
 describe('SIGTERM', () => {
   const upstream = new SlowSecretsManager()
   let agent: CliProcess | undefined
+  const serveEnv = (): NodeJS.ProcessEnv => ({
+    AWS_ENDPOINT_URL: upstream.url,
+    AWS_REGION: 'us-east-1',
+    AWS_ACCESS_KEY_ID: 'AKIDSHUTDOWNTEST',
+    AWS_SECRET_ACCESS_KEY: 'shutdown-test-secret',
+    AWS_MAX_ATTEMPTS: '1',
+    SECRETS_AGENT_VALIDATE_CREDENTIALS: 'false',
+    PARAMETERS_SECRETS_EXTENSION_MAX_CONNECTIONS: '10',
+    AWS_TOKEN: TOKEN
+  })
 
   before(async () => { await upstream.start() })
   after(async () => {
@@ -94,16 +104,7 @@ describe('SIGTERM', () => {
   })
 
   it('lets in-flight requests finish with 200, refuses new connections, and exits 0', async () => {
-    agent = startCli(['serve', '--provider', 'aws', '--port', '0'], {
-      AWS_ENDPOINT_URL: upstream.url,
-      AWS_REGION: 'us-east-1',
-      AWS_ACCESS_KEY_ID: 'AKIDSHUTDOWNTEST',
-      AWS_SECRET_ACCESS_KEY: 'shutdown-test-secret',
-      AWS_MAX_ATTEMPTS: '1',
-      SECRETS_AGENT_VALIDATE_CREDENTIALS: 'false',
-      PARAMETERS_SECRETS_EXTENSION_MAX_CONNECTIONS: '10',
-      AWS_TOKEN: TOKEN
-    })
+    agent = startCli(['serve', '--provider', 'aws', '--port', '0'], serveEnv())
     const port = Number((await agent.waitFor(/"port":(\d+)/, 15_000))[1])
     const ids = ['slow/one', 'slow/two', 'slow/three', 'slow/four']
     const inFlight = ids.map((id) => get(port, `/secretsmanager/get?secretId=${encodeURIComponent(id)}`))
@@ -122,5 +123,24 @@ describe('SIGTERM', () => {
     assert.deepEqual(answers.map((a) => (JSON.parse(a.body) as { SecretString: string }).SecretString), ids.map((id) => `value of ${id}`))
     assert.equal(upstream.received, ids.length, 'no upstream call after the signal')
     assert.equal(code, 0)
+  })
+
+  it('on a second signal while requests are in flight, exits 1 at once, saying so in the log', async () => {
+    for (const [first, second] of [['SIGTERM', 'SIGTERM'], ['SIGINT', 'SIGTERM']] as const) {
+      const received = upstream.received
+      agent = startCli(['serve', '--provider', 'aws', '--port', '0'], serveEnv())
+      const port = Number((await agent.waitFor(/"port":(\d+)/, 15_000))[1])
+      const inFlight = get(port, '/secretsmanager/get?secretId=slow%2Fsecond').catch(() => null)
+      await until(() => upstream.received > received, 5000, 'the upstream call')
+
+      agent.child.kill(first)
+      await agent.waitFor(/stopping: no new connections/, 3000)
+      agent.child.kill(second)
+      const code = await agent.exited(3000)
+      await inFlight
+
+      assert.equal(code, 1, `${first} then ${second}`)
+      assert.match(agent.output(), /second signal: exiting now/)
+    }
   })
 })
