@@ -64,8 +64,14 @@ export class Token {
     const file = this.choice.file
     if (file === null || this.#watcher !== undefined) return
     this.#watcher = watch(dirname(file), { persistent: false }, () => {
-      clearTimeout(this.#debounce)
-      this.#debounce = setTimeout(() => { void this.reload() }, 50)
+      // 50 ms after the first change, however many follow: a directory that never goes quiet
+      // (other files written there all the time) must not put the read off for ever. A change
+      // after the read is scheduled schedules another.
+      if (this.#debounce !== undefined) return
+      this.#debounce = setTimeout(() => {
+        this.#debounce = undefined
+        void this.reload()
+      }, 50)
       this.#debounce.unref()
     })
     this.#watcher.on('error', () => { /* the directory went away; keep the token we have */ })

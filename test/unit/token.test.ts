@@ -144,6 +144,35 @@ describe('loadToken', () => {
     }
   })
 
+  it('re-reads the token file in a directory where other files change all the time', async () => {
+    const { mkdir, rename } = await import('node:fs/promises')
+    const busy = join(dir, 'busy')
+    await mkdir(busy)
+    const file = join(busy, 'token')
+    await writeFile(file, 'first')
+    const token = await load({}, file)
+    token.watchFile()
+    let churning = true
+    const churn = (async () => {
+      for (let i = 0; churning; i++) {
+        await writeFile(join(busy, 'app.log'), `line ${i}\n`)
+        await new Promise((resolve) => setTimeout(resolve, 10))
+      }
+    })()
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 100))
+      await writeFile(file + '.tmp', 'second')
+      await rename(file + '.tmp', file)
+      const deadline = Date.now() + 2000
+      while (!token.matches('second') && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
+      assert.ok(token.matches('second'))
+    } finally {
+      churning = false
+      await churn
+      token.close()
+    }
+  })
+
   it('keeps the current token when the file is emptied', async () => {
     const file = join(dir, 'emptied')
     await writeFile(file, 'still-good')
