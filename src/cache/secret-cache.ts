@@ -226,17 +226,41 @@ export class SecretCache {
   }
 
   /**
-   * The last good value held for `key`, for a caller whose own upstream call failed transiently
-   * (a batch-get): served as get() serves it while upstream fails, marked STALE, when stale-if-error
-   * is on and the value is within its hard end of life.
+   * The last good value held for `key`, for a caller whose own upstream call for it failed
+   * transiently (a batch-get): served as get() serves it while upstream fails, marked STALE. Up to
+   * its hard end of life with stale-if-error on; to the end of its TTL with it off. The failure
+   * counts as get()'s do: the key then backs off before upstream is asked for it again
+   * (`backingOff`).
    */
   stale<V> (key: string): CacheResult<V> | undefined {
-    if (!this.#options.staleIfError) return undefined
     const now = this.#now()
-    const entry = this.#peek(key, now)
-    if (entry === undefined || entry.notFound !== undefined) return undefined
+    const entry = this.#servable(key, now)
+    if (entry === undefined) return undefined
+    entry.failures += 1
+    entry.retryAt = now + this.#backoff(entry.failures)
     this.#emit({ type: 'stale' })
     return this.#result(entry, 'STALE', now)
+  }
+
+  /**
+   * The last good value held for `key` while its retries back off after failures (get()'s or a
+   * batch's), for a caller about to ask upstream itself (a batch-get): served STALE instead, as
+   * get() serves it without asking upstream until the backoff has passed.
+   */
+  backingOff<V> (key: string): CacheResult<V> | undefined {
+    const now = this.#now()
+    const entry = this.#servable(key, now)
+    if (entry === undefined || entry.failures === 0 || now >= entry.retryAt) return undefined
+    this.#emit({ type: 'stale' })
+    return this.#result(entry, 'STALE', now)
+  }
+
+  /** The entry for `key` when its value may be served while upstream fails (see stale()). */
+  #servable (key: string, now: number): CacheEntry<unknown> | undefined {
+    const entry = this.#peek(key, now)
+    if (entry === undefined || entry.notFound !== undefined) return undefined
+    const end = entry.fetchedAt + entry.ttlMs + (this.#options.staleIfError ? this.#options.maxStaleMs : 0)
+    return now < end ? entry : undefined
   }
 
   /** Drops `key`: upstream answered authoritatively (not found, access denied) elsewhere. */

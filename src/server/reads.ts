@@ -97,7 +97,10 @@ export class Reads {
     for (const id of ids) {
       const input = { secretId: id }
       const key = this.secretKey(input)
-      const hit = refreshNow ? this.cache.peek<null>(key, true) : this.cache.hit<null>(key, this.#secretLoader(input), { ttlMs: this.ttls.secretsMs })
+      // Else, while the key backs off after failures, its last good value: upstream is not asked
+      // for it again before the backoff has passed, as for a single get.
+      const hit = (refreshNow ? this.cache.peek<null>(key, true) : this.cache.hit<null>(key, this.#secretLoader(input), { ttlMs: this.ttls.secretsMs })) ??
+        this.cache.backingOff<null>(key)
       if (hit === undefined) missing.push(id)
       else found.set(id, secretFromBody(hit.entry.body))
     }

@@ -205,6 +205,20 @@ describe('batch-get through the cache, counted at the fake AWS server', () => {
     assert.equal((await batch(app, ['c'])).statusCode, 502)
   })
 
+  it('while upstream fails, asks again only once the backoff has passed, serving the last good values meanwhile', async () => {
+    const app = await open()
+    await batch(app, ['a', 'b'])
+    app.fake.inject({ kind: 'error500' })
+    app.clock.advance(301_000)
+    const before = batchCalls(app)
+    for (let i = 0; i < 5; i++) assert.deepEqual((await batch(app, ['a', 'b'])).values, ['value-a', 'value-b'])
+    assert.equal(batchCalls(app) - before, 1, 'one failed call, then the backoff (0.5 to 1 s)')
+    app.clock.advance(1000)
+    assert.deepEqual((await batch(app, ['a', 'b'])).values, ['value-a', 'value-b'])
+    assert.equal(batchCalls(app) - before, 2, 'asked again once the backoff had passed')
+    assert.equal(app.fake.count('GetSecretValue'), 0)
+  })
+
   it('refreshes ahead the values it reads, so that a batch-get read through the TTLs never waits on upstream', async () => {
     const app = await open()
     await batch(app, ['a', 'b'])
