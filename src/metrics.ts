@@ -251,9 +251,13 @@ export function outcomeOf (error: unknown): string {
  * The provider itself stays free of metrics.
  */
 export function instrumentProvider<P extends Provider> (provider: P, metrics: Metrics): P {
-  return new Proxy(provider, {
+  const instrumented: P = new Proxy(provider, {
     get (target, property, receiver) {
       const value: unknown = Reflect.get(target, property, receiver)
+      // An envelope keyring makes its KMS calls through the counted ones.
+      if (property === 'envelopeKeyring' && typeof value === 'function') {
+        return async (keyId: string) => await (value as Provider['envelopeKeyring']).call(target, keyId, instrumented)
+      }
       const names = typeof property === 'string' ? OPERATIONS[property] : undefined
       if (names === undefined || typeof value !== 'function') return typeof value === 'function' ? value.bind(target) : value
       const [service, operation] = names
@@ -272,6 +276,7 @@ export function instrumentProvider<P extends Provider> (provider: P, metrics: Me
       }
     }
   })
+  return instrumented
 }
 
 export interface MetricsServer {

@@ -70,6 +70,9 @@ export interface BatchGetSecretsResult {
 
 export type EncryptionContext = Record<string, string>
 
+/** The KMS calls an envelope keyring makes. */
+export type EnvelopeKms = Pick<Provider, 'encrypt' | 'decrypt' | 'generateDataKey'>
+
 export interface EncryptInput {
   keyId: string
   plaintext: Uint8Array
@@ -129,8 +132,10 @@ export interface Provider {
    * ARN): envelope decryption asks for the keyring of each key a message names. Rejects like
    * `encrypt` for a key the provider knows to be unknown (`NotFoundError`) or disabled
    * (`AccessDeniedError`); a provider that cannot tell without a call leaves that to the keyring.
+   * A keyring that calls KMS makes its calls through `kms` when given (the provider as the agent
+   * wraps it, so that they are counted in the upstream metrics), else through the provider itself.
    */
-  envelopeKeyring (keyId: string): Promise<KeyringNode>
+  envelopeKeyring (keyId: string, kms?: EnvelopeKms): Promise<KeyringNode>
   /**
    * Resolves once the provider can answer (credentials resolved, store loaded); rejects with a
    * reason otherwise. Called for `/ready`.

@@ -6,6 +6,7 @@ import {
 } from '@aws-crypto/client-node'
 
 import { Envelope } from '../../src/envelope/index.js'
+import { Metrics } from '../../src/metrics.js'
 import { b64, json, openAwsKmsApp, openLocalKmsApp, type AwsKmsApp, type KmsAppOptions, type LocalKmsApp } from '../support/kms-app.js'
 
 const SECRET_TEXT = 'envelope plaintext Vw42pR'
@@ -231,6 +232,21 @@ describe('POST /envelope/* on the aws provider (fake AWS), through its own envel
     assert.equal(json(answer).__type, 'DisabledException')
     assertNoPlaintext(answer.body)
     assert.equal(h.fake.count('Decrypt'), 1)
+  })
+
+  it('counts its keyring\'s KMS calls in the upstream metrics, as the agent wires it', async () => {
+    const metrics = new Metrics('0.0.0-test', { processMetrics: false })
+    await open({ metrics, envelope: { dataKeyCaching: false } })
+    h.fake.createKey({ alias: 'counted' })
+
+    const { Ciphertext } = json(await h.post('/envelope/encrypt', { KeyId: 'alias/counted', Plaintext: b64(SECRET_TEXT) }))
+    assert.equal((await h.post('/envelope/decrypt', { Ciphertext })).statusCode, 200)
+
+    const text = await metrics.registry.metrics()
+    const count = (operation: string): string | undefined => text.split('\n').find((line) =>
+      line.startsWith('secrets_agent_upstream_requests_total{') && line.includes('service="kms"') && line.includes(`operation="${operation}"`) && line.includes('outcome="success"'))?.split(' ').at(-1)
+    assert.deepEqual([count('GenerateDataKey'), count('Decrypt')], ['1', '1'])
+    assert.deepEqual([h.fake.count('GenerateDataKey'), h.fake.count('Decrypt')], [1, 1])
   })
 
   it('answers 404 with the provider\'s code for an unknown key on encrypt', async () => {

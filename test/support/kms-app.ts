@@ -13,6 +13,7 @@ import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { SecretCache } from '../../src/cache/secret-cache.js'
 import { Envelope, type EnvelopeOptions } from '../../src/envelope/index.js'
 import { createLogger } from '../../src/logger.js'
+import { instrumentProvider, type Metrics } from '../../src/metrics.js'
 import { createAwsProvider } from '../../src/providers/aws/index.js'
 import { LocalProvider } from '../../src/providers/local/provider.js'
 import type { Provider } from '../../src/providers/types.js'
@@ -30,6 +31,8 @@ export interface KmsAppOptions {
   /** Envelope settings; the settings table's defaults otherwise. */
   envelope?: Pick<EnvelopeOptions, 'defaultKeyId' | 'dataKeyCaching' | 'signed'>
   envelopeMaxBodyBytes?: number
+  /** Count the provider's calls here, as the agent does (instrumentProvider). */
+  metrics?: Metrics
 }
 
 export interface KmsApp {
@@ -57,7 +60,8 @@ export interface AwsKmsApp extends KmsApp {
   kms: KMS
 }
 
-function harness (provider: Provider, options: KmsAppOptions, onClose: () => Promise<void>): KmsApp {
+function harness (bare: Provider, options: KmsAppOptions, onClose: () => Promise<void>): KmsApp {
+  const provider = options.metrics === undefined ? bare : instrumentProvider(bare, options.metrics)
   const lines: string[] = []
   const logger = createLogger({ level: 'debug', destination: { write: (line: string) => { lines.push(line) } } })
   const allow = new AllowList(options.allow)

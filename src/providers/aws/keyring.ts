@@ -1,6 +1,6 @@
 import { KeyringNode, KmsKeyringNode, type EncryptedDataKey, type KmsNodeClientSupplier } from '@aws-crypto/client-node'
 import { NotFoundError, isProviderError, type ProviderError } from '../errors.js'
-import type { KmsOperations } from './kms.js'
+import type { EnvelopeKms } from '../types.js'
 
 /** What the keyring calls: generateDataKey, encrypt and decrypt, SDK-shaped. */
 type EsdkKmsClient = Exclude<ReturnType<KmsNodeClientSupplier>, false>
@@ -12,7 +12,7 @@ type DecryptionMaterial = Parameters<KeyringNode['_onDecrypt']>[0]
  *
  * The keyring calls `generateDataKey()`, `encrypt()` and `decrypt()` on whatever its
  * `clientProvider` returns, without an abort signal. Rather than the SDK's aggregated `KMS`
- * client, it gets an adapter over `KmsOperations`: the same clients (credentials, endpoint,
+ * client, it gets an adapter over the provider's KMS calls (`EnvelopeKms`): the same clients (credentials, endpoint,
  * proxy, CA bundle, user agent, per-region routing), the KMS timeout as an abort signal, and
  * failures already in the provider vocabulary (a disabled key is an AccessDeniedError with our
  * message, not AWS's text naming the account).
@@ -20,7 +20,7 @@ type DecryptionMaterial = Parameters<KeyringNode['_onDecrypt']>[0]
  * For decryption the keyring only unwraps data keys whose key ARN is `keyId`: the envelope layer
  * asks for the keyring of each key ARN a message names.
  */
-export function kmsEnvelopeKeyring (kms: KmsOperations, keyId: string): KeyringNode {
+export function kmsEnvelopeKeyring (kms: EnvelopeKms, keyId: string): KeyringNode {
   try {
     return new KmsEnvelopeKeyring(kms, keyId)
   } catch {
@@ -37,11 +37,11 @@ export function kmsEnvelopeKeyring (kms: KmsOperations, keyId: string): KeyringN
  * GenerateDataKey's failure already comes through as thrown, so encrypt just delegates.
  */
 class KmsEnvelopeKeyring extends KeyringNode {
-  readonly #kms: KmsOperations
+  readonly #kms: EnvelopeKms
   readonly #keyId: string
   readonly #encryptor: KmsKeyringNode
 
-  constructor (kms: KmsOperations, keyId: string) {
+  constructor (kms: EnvelopeKms, keyId: string) {
     super()
     this.#kms = kms
     this.#keyId = keyId
@@ -86,7 +86,7 @@ class KmsEnvelopeKeyring extends KeyringNode {
         return { KeyId: result.keyId, Plaintext: result.plaintext }
       }
     }
-    // KmsOperations routes each call to the region its key ARN names, so one adapter serves all.
+    // The provider's KMS calls go to the region each key ARN names, so one adapter serves all.
     return new KmsKeyringNode({ generatorKeyId: this.#keyId, clientProvider: () => client })
   }
 }
