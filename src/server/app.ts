@@ -1,5 +1,5 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify'
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
 import type { SecretCache } from '../cache/secret-cache.js'
 import type { Envelope } from '../envelope/envelope.js'
@@ -121,6 +121,9 @@ export function buildApp (options: AppOptions): FastifyInstance {
   const metrics = options.metrics
   const recorder = requestRecorder(options.logger, metrics)
   app.addHook('onRequest', tokenCheck(options.token, options.tokenHeaders, () => metrics?.authFailures.inc()))
+  // A request no route takes is answered before its body is read: a JSON body sent with the wrong
+  // method would otherwise fail to parse (400) before the not-found handler could say 405.
+  app.addHook('onRequest', (request, reply, done) => { done(request.is404 ? noRoute(request, reply) : undefined) })
   app.addHook('onResponse', (request, reply, done) => {
     const cache = reply.getHeader('x-cache')
     // Route patterns, never URLs: a URL holds the id.
@@ -142,15 +145,15 @@ export function buildApp (options: AppOptions): FastifyInstance {
     void reply.code(answer.statusCode).type(JSON_TYPE).send(errorBody(answer.type, answer.message))
   })
 
-  app.setNotFoundHandler((request, reply) => {
+  /** 405 with Allow for a path that takes other methods, else 404. */
+  const noRoute = (request: FastifyRequest, reply: FastifyReply): Error => {
     const path = pathOf(request.url)
     const methods = knownPaths.get(path) ?? (path.startsWith(prefix) ? knownPaths.get(`${prefix}*`) : undefined)
-    if (methods !== undefined) {
-      void reply.header('allow', [...methods].sort().join(', '))
-      throw new Errors.MethodNotAllowed(request.method)
-    }
-    throw new Errors.RouteNotFound()
-  })
+    if (methods === undefined) return new Errors.RouteNotFound()
+    void reply.header('allow', [...methods].sort().join(', '))
+    return new Errors.MethodNotAllowed(request.method)
+  }
+  app.setNotFoundHandler((request, reply) => { throw noRoute(request, reply) })
 
   if (options.fastPath !== false) {
     const answerHit = fastPath({ reads, token: options.token, tokenHeaders: options.tokenHeaders, allow, recorder })

@@ -125,6 +125,17 @@ describe('error answers', () => {
     })
   }
 
+  for (const payload of ['', '{not json', JSON.stringify({ pad: 'x'.repeat(70_000) })]) {
+    it(`answers 405 with an Allow header for a POST with a JSON content type and a body of ${payload.length} bytes to a GET-only path`, async () => {
+      const c: Case = { name: 'POST JSON', method: 'POST', url: `/secretsmanager/get?secretId=${db.name}`, headers: { 'Content-Type': 'application/json' }, payload, status: 405, type: 'MethodNotAllowedException' }
+
+      const response = await send(c)
+
+      assessError(response, c)
+      assert.equal(response.headers.allow, 'GET, HEAD')
+    })
+  }
+
   it('answers a POST with a non-JSON body to a GET-only path with a 4xx in the same shape', async () => {
     const c: Case = { name: 'POST text/plain', method: 'POST', url: `/secretsmanager/get?secretId=${db.name}`, headers: { 'Content-Type': 'text/plain' }, payload: 'hello', status: 0 }
 
