@@ -375,28 +375,26 @@ describe('SecretCache, when its entry goes while a reader waits on upstream', ()
     assert.equal(upstream.calls, 5)
   })
 
-  it('answers a reader with the value stored meanwhile (a batch-get), without asking upstream again', async () => {
+  /** A read of 'k' that waits 300 ms on upstream, with `meanwhile` done while it waits. */
+  const readWhile = async (meanwhile: (cache: SecretCache, upstream: Upstream) => void): Promise<{ result: Awaited<ReturnType<SecretCache['get']>>, upstream: Upstream }> => {
     const { clock, cache, upstream } = setup()
     upstream.latencyMs = 300
     const read = cache.get('k', upstream.load, { ttlMs: TTL })
     await settle()
-    cache.set('k', { body: Buffer.from('from a batch'), value: 'batch' }, TTL)
+    meanwhile(cache, upstream)
     await clock.advance(300)
-    const result = await read
+    await clock.advance(300)
+    return { result: await read, upstream }
+  }
+
+  it('answers a reader with the value stored meanwhile (a batch-get), without asking upstream again', async () => {
+    const { result, upstream } = await readWhile((cache) => { cache.set('k', { body: Buffer.from('from a batch'), value: 'batch' }, TTL) })
     assert.equal(result.entry.value, 'batch')
     assert.equal(upstream.calls, 1)
   })
 
   it('asks upstream again for a reader whose entry a store edit cleared', async () => {
-    const { clock, cache, upstream } = setup()
-    upstream.latencyMs = 300
-    const read = cache.get('k', upstream.load, { ttlMs: TTL })
-    await settle()
-    upstream.version = 2
-    cache.clear()
-    await clock.advance(300)
-    await clock.advance(300)
-    const result = await read
+    const { result, upstream } = await readWhile((cache, upstream) => { upstream.version = 2; cache.clear() })
     assert.equal(result.entry.value, 'v2')
     assert.equal(upstream.calls, 2)
   })

@@ -32,6 +32,14 @@ describe('Token', () => {
   })
 })
 
+/** Waits up to `ms` for `token` to take `next`, then holds that it did and that `previous` no longer passes. */
+async function assertRotated (token: Token, next: string, previous: string, ms = 3000): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!token.matches(next) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
+  assert.ok(token.matches(next))
+  assert.ok(!token.matches(previous))
+}
+
 describe('loadToken', () => {
   let dir: string
   before(async () => { dir = await mkdtemp(join(tmpdir(), 'sa-token-')) })
@@ -110,10 +118,7 @@ describe('loadToken', () => {
       await writeFile(file + '.tmp', 'second')
       const { rename } = await import('node:fs/promises')
       await rename(file + '.tmp', file)
-      const deadline = Date.now() + 3000
-      while (!token.matches('second') && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
-      assert.ok(token.matches('second'))
-      assert.ok(!token.matches('first'))
+      await assertRotated(token, 'second', 'first')
     } finally {
       token.close()
     }
@@ -135,10 +140,7 @@ describe('loadToken', () => {
       await writeFile(join(volume, '..2026_11_30_02', 'token'), 'second')
       await symlink('..2026_11_30_02', join(volume, '..data_tmp'))
       await rename(join(volume, '..data_tmp'), join(volume, '..data'))
-      const deadline = Date.now() + 3000
-      while (!token.matches('second') && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
-      assert.ok(token.matches('second'))
-      assert.ok(!token.matches('first'))
+      await assertRotated(token, 'second', 'first')
     } finally {
       token.close()
     }
@@ -163,9 +165,7 @@ describe('loadToken', () => {
       await new Promise((resolve) => setTimeout(resolve, 100))
       await writeFile(file + '.tmp', 'second')
       await rename(file + '.tmp', file)
-      const deadline = Date.now() + 2000
-      while (!token.matches('second') && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
-      assert.ok(token.matches('second'))
+      await assertRotated(token, 'second', 'first', 2000)
     } finally {
       churning = false
       await churn
