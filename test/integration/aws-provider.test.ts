@@ -115,6 +115,20 @@ describe('AwsProvider: reaching AWS', () => {
     ])
   })
 
+  it('answers a batch across regions with what the regions that answered gave, and the failed region\'s ids in errors', async () => {
+    aws.fake.putSecret({ name: 'home', secretString: 'home-value' })
+    const far = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:far-AbCdEf'
+    aws.fake.inject({ kind: 'error500' }, { match: (call) => call.region === 'eu-west-1' })
+    const provider = make()
+
+    const result = await provider.batchGetSecrets(['home', far])
+
+    assert.deepEqual(result.values.map((v) => v.secretString), ['home-value'])
+    assert.deepEqual(result.errors.map((e) => [e.secretId, e.errorCode, e.transient]), [[far, 'InternalServiceError', true]])
+    aws.fake.inject({ kind: 'error500' })
+    await rejection(provider.batchGetSecrets(['home', far]))
+  })
+
   it('opens at most maxConnections sockets per service at once', async () => {
     aws.fake.putParameter({ name: '/p', value: 'v', type: 'String' })
     aws.fake.inject({ kind: 'latency', ms: 150 })

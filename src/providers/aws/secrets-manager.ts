@@ -6,7 +6,7 @@ import type { BatchGetSecretsResult, BatchSecretError, CallOptions, GetSecretInp
 import { regionOfArn } from './arn.js'
 import { callAws } from './call.js'
 import type { RegionalClients } from './clients.js'
-import { errorForCode, malformedAnswer } from './errors.js'
+import { errorForCode, malformedAnswer, toProviderError } from './errors.js'
 
 /** Secrets Manager: GetSecretValue and BatchGetSecretValue, mapped to the provider's types. */
 export class SecretsManagerReader {
@@ -30,6 +30,8 @@ export class SecretsManagerReader {
   /**
    * One BatchGetSecretValue per region the ids name (ARNs of other regions go to their own),
    * each followed through NextToken. Per-secret failures come back in `errors`, with our messages.
+   * A region whose call fails (a policy that denies it, a region that does not answer) fails its
+   * own ids, each in `errors`, not the others'; only when every region fails does the call.
    */
   async batchGetSecrets (secretIds: string[], options?: CallOptions): Promise<BatchGetSecretsResult> {
     return callAws('secretsmanager', this.timeoutMs, options?.signal, async (abortSignal) => {
@@ -39,16 +41,30 @@ export class SecretsManagerReader {
         byRegion.set(region, [...(byRegion.get(region) ?? []), id])
       }
       const result: BatchGetSecretsResult = { values: [], errors: [] }
+      const failures: unknown[] = []
       await Promise.all([...byRegion].map(async ([region, ids]) => {
-        const client = await this.clients.for(region)
-        let nextToken: string | undefined
-        do {
-          const page = await client.send(new BatchGetSecretValueCommand({ SecretIdList: ids, NextToken: nextToken }), { abortSignal })
-          for (const entry of page.SecretValues ?? []) result.values.push(toSecretValue(entry))
-          for (const error of page.Errors ?? []) result.errors.push(toBatchError(error.SecretId, error.ErrorCode))
-          nextToken = page.NextToken
-        } while (nextToken !== undefined && nextToken !== '')
+        const own: BatchGetSecretsResult = { values: [], errors: [] }
+        try {
+          const client = await this.clients.for(region)
+          let nextToken: string | undefined
+          do {
+            const page = await client.send(new BatchGetSecretValueCommand({ SecretIdList: ids, NextToken: nextToken }), { abortSignal })
+            for (const entry of page.SecretValues ?? []) own.values.push(toSecretValue(entry))
+            for (const error of page.Errors ?? []) own.errors.push(toBatchError(error.SecretId, error.ErrorCode))
+            nextToken = page.NextToken
+          } while (nextToken !== undefined && nextToken !== '')
+        } catch (error) {
+          // The deadline, or the caller gone: the whole call answers that.
+          if (abortSignal?.aborted === true) throw error
+          failures.push(error)
+          const failure = toProviderError(error, 'secretsmanager')
+          result.errors.push(...ids.map((secretId) => ({ secretId, errorCode: failure.code, message: failure.message, transient: failure.transient })))
+          return
+        }
+        result.values.push(...own.values)
+        result.errors.push(...own.errors)
       }))
+      if (failures.length === byRegion.size) throw failures[0]
       return result
     })
   }
