@@ -66,20 +66,38 @@ interface RegionalClient {
   config: { region: () => Promise<string> }
 }
 
+export interface RegionalClientsOptions {
+  /** Clients of other regions kept at once (default 8); the least recently used goes first. */
+  maxOthers?: number
+  /** How long a client let go of is left to finish its calls before it is destroyed (default 60 s). */
+  retireAfterMs?: number
+}
+
 /**
  * One client per region for one service, made on first use. The default client has the
  * configured (or SDK-resolved) region; an ARN naming another region gets a client of its own,
- * kept for the next call.
+ * kept for the next call. The region comes from the caller's ARN, and any well-formed name
+ * passes (a client cannot know every region), so the clients of other regions are bounded: past
+ * `maxOthers`, the least recently used one is let go, and destroyed once its calls have had
+ * time to finish. Without the bound, ARNs naming made-up regions would each leave a client
+ * (with its sockets) behind for good.
  */
 export class RegionalClients<C extends RegionalClient> {
   readonly #make: (region: string | undefined) => C
   readonly #configuredRegion: string | undefined
+  /** By region, least recently used first. */
   readonly #others = new Map<string, C>()
+  /** Clients let go of, until their timers destroy them. */
+  readonly #retiring = new Map<NodeJS.Timeout, C>()
+  readonly #maxOthers: number
+  readonly #retireAfterMs: number
   #default: C | undefined
 
-  constructor (make: (region: string | undefined) => C, configuredRegion: string | undefined) {
+  constructor (make: (region: string | undefined) => C, configuredRegion: string | undefined, options: RegionalClientsOptions = {}) {
     this.#make = make
     this.#configuredRegion = configuredRegion
+    this.#maxOthers = options.maxOthers ?? 8
+    this.#retireAfterMs = options.retireAfterMs ?? 60_000
   }
 
   /** The client with the agent's own region. */
@@ -102,17 +120,41 @@ export class RegionalClients<C extends RegionalClient> {
 
   #other (region: string): C {
     let client = this.#others.get(region)
-    if (client === undefined) {
-      client = this.#make(region)
+    if (client !== undefined) {
+      // Most recently used: to the end.
+      this.#others.delete(region)
       this.#others.set(region, client)
+      return client
+    }
+    client = this.#make(region)
+    this.#others.set(region, client)
+    if (this.#others.size > this.#maxOthers) {
+      const [oldest, retired] = this.#others.entries().next().value as [string, C]
+      this.#others.delete(oldest)
+      const timer = setTimeout(() => {
+        this.#retiring.delete(timer)
+        retired.destroy()
+      }, this.#retireAfterMs)
+      timer.unref()
+      this.#retiring.set(timer, retired)
     }
     return client
+  }
+
+  /** Clients of other regions held now. */
+  get othersHeld (): number {
+    return this.#others.size
   }
 
   destroy (): void {
     this.#default?.destroy()
     for (const client of this.#others.values()) client.destroy()
+    for (const [timer, client] of this.#retiring) {
+      clearTimeout(timer)
+      client.destroy()
+    }
     this.#default = undefined
     this.#others.clear()
+    this.#retiring.clear()
   }
 }
