@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
+import { secretArn } from '../../src/providers/local/store.js'
 import { eventually, startTestAgent, type TestAgent } from '../support/agent.js'
 
 const STORE = `secrets:
@@ -74,6 +75,10 @@ describe('the allow-list', () => {
     const arn = (id: string): string => encodeURIComponent(`arn:aws:ssm:us-east-1:000000000000:parameter/aws/reference/secretsmanager/${id}`)
     assert.equal(await status(`/systemsmanager/parameters/get?name=${arn('other/db')}&withDecryption=true`), 403)
     assert.notEqual(await status(`/systemsmanager/parameters/get?name=${arn('app/api')}&withDecryption=true`), 403)
+    // A reference naming the secret by its ARN: the secret rules see the secret, not "arn".
+    const byArn = async (secretArn: string): Promise<number> => status(`/systemsmanager/parameters/get?name=${encodeURIComponent(`/aws/reference/secretsmanager/${secretArn}`)}&withDecryption=true`)
+    assert.equal(await byArn(await arnOf('app/api')), 200)
+    assert.equal(await byArn(secretArn('other/db', 'us-east-1')), 403)
   })
 
   it('needs the path allowed for get-by-path, and returns only allowed names', async () => {

@@ -3,7 +3,7 @@
  * or key ARN from another region is not found in the agent's own.
  */
 
-const REFERENCE_PREFIX = '/aws/reference/secretsmanager/'
+import { REFERENCE_PREFIX } from '../parameter-name.js'
 
 /**
  * `arn:aws:secretsmanager:eu-west-1:123456789012:secret:x` → `eu-west-1`, when the ARN belongs

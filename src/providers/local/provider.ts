@@ -4,6 +4,7 @@ import { basename, dirname, join, resolve } from 'node:path'
 import type { KeyringNode } from '@aws-crypto/client-node'
 import type { Logger } from 'pino'
 import { InvalidRequestError, NotFoundError, isProviderError } from '../errors.js'
+import { REFERENCE_PREFIX, splitSelector } from '../parameter-name.js'
 import type {
   BatchGetSecretsResult, CallOptions, DecryptInput, DecryptResult, EncryptInput, EncryptResult,
   GenerateDataKeyInput, GenerateDataKeyResult, GetParameterInput, GetParametersByPathInput,
@@ -24,7 +25,6 @@ export interface LocalProviderOptions {
   debounceMs?: number
 }
 
-const REFERENCE_PREFIX = '/aws/reference/secretsmanager/'
 
 export function defaultKeyFile (storeFile: string): string {
   const base = basename(storeFile).replace(/\.(ya?ml|json)$/i, '')
@@ -279,13 +279,6 @@ async function readStore (path: string, region: string): Promise<StoreModel> {
   return parseStore(text, region, path)
 }
 
-/** `name:3` → version 3, `name:Dev` → label Dev. For an ARN only the part after `parameter/` counts. */
-export function splitSelector (input: string): { name: string, selector: string | null } {
-  const start = input.startsWith('arn:') ? Math.max(input.indexOf(':parameter/') + ':parameter/'.length, 0) : 0
-  const colon = input.indexOf(':', start)
-  if (colon === -1) return { name: input, selector: null }
-  return { name: input.slice(0, colon), selector: input.slice(colon) }
-}
 
 function selectSecretVersion (secret: StoredSecret, versionId: string | undefined, versionStage: string | undefined): StoredSecret['versions'][number] {
   const stage = versionStage ?? (versionId === undefined ? 'AWSCURRENT' : undefined)

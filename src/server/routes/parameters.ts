@@ -1,4 +1,5 @@
 import type { FastifyPluginCallback } from 'fastify'
+import { REFERENCE_PREFIX, splitSelector } from '../../providers/parameter-name.js'
 import { namesInArn, type AllowList } from '../allow.js'
 import { Errors } from '../errors.js'
 import type { Reads } from '../reads.js'
@@ -74,19 +75,10 @@ export const parameterRoutes: FastifyPluginCallback<{ reads: Reads, allow: Allow
   done()
 }
 
-const REFERENCE_PREFIX = '/aws/reference/secretsmanager/'
-
-/** Where a `:version` / `:label` selector would start in a parameter name or ARN, or -1. */
-function selectorStart (name: string): number {
-  const start = name.startsWith('arn:') ? name.indexOf(':parameter/') + ':parameter/'.length : 0
-  return name.indexOf(':', Math.max(start, 0))
-}
-
 function hasSelector (name: string): boolean {
-  return selectorStart(name) !== -1
+  return splitSelector(name).selector !== null
 }
 
 function withoutSelector (name: string): string {
-  const at = selectorStart(name)
-  return at === -1 ? name : name.slice(0, at)
+  return splitSelector(name).name
 }
