@@ -181,15 +181,15 @@ export function toProviderError (error: unknown, service: AwsService): ProviderE
   if (facts.fault === 'server' || (facts.status !== undefined && facts.status >= 500)) {
     return new UpstreamError(`${upstream} failed to answer (HTTP ${facts.status ?? 500}).`, { code: facts.name || 'ServiceUnavailableException', cause: error })
   }
-  if (facts.status !== undefined && facts.status >= 200 && facts.status < 300) {
-    // A 200 whose body the SDK could not parse: a proxy's error page, a truncated answer.
+  if ((facts.status !== undefined && facts.status >= 200 && facts.status < 300) || facts.name === 'SyntaxError' || error instanceof SyntaxError) {
+    // A body the SDK could not parse, whatever its status: not AWS's (its errors are JSON or
+    // XML it reads), but a proxy's error page (a 403 or 407 from a corporate proxy), a captive
+    // portal, a truncated answer. Transient: nothing was said about the secret, so the cache
+    // keeps what it holds, where a 403 read as AWS's would drop it.
     return new UpstreamError(`${upstream} sent an answer that could not be understood.`, { code: 'UnparseableResponse', cause: error })
   }
   if (facts.status === 403) return accessDenied(service, facts.name || 'AccessDeniedException', error)
   if (facts.status !== undefined && facts.status >= 400) return refused(service, facts.name || 'ValidationException', error)
-  if (error instanceof SyntaxError) {
-    return new UpstreamError(`${upstream} sent an answer that could not be understood.`, { code: 'UnparseableResponse', cause: error })
-  }
   return new UpstreamError(`The call to ${upstream} failed.`, { cause: error })
 }
 

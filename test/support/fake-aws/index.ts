@@ -283,7 +283,7 @@ export class FakeAws {
         req.socket.destroy()
         return
       case 'malformed':
-        send(res, 200, request.protocol === 'json' ? 'application/x-amz-json-1.1' : 'text/xml', MALFORMED_BODIES[request.protocol])
+        send(res, fault.status ?? 200, request.protocol === 'json' ? 'application/x-amz-json-1.1' : 'text/xml', MALFORMED_BODIES[request.protocol])
         return
       case 'hang':
         // Never answered; close() ends the connection through closeAllConnections().

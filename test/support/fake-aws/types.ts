@@ -36,7 +36,8 @@ export type Fault =
   | { readonly kind: 'throttle' }
   | { readonly kind: 'error500' }
   | { readonly kind: 'reset' }
-  | { readonly kind: 'malformed' }
+  /** A body the SDK cannot parse (a proxy's HTML page), with `status` (default 200). */
+  | { readonly kind: 'malformed', readonly status?: number }
   | { readonly kind: 'expiredCredentials' }
   | { readonly kind: 'hang' }
 
