@@ -226,18 +226,27 @@ export class SecretCache {
   }
 
   /**
+   * Counts a transient failure of an upstream call made for `key` elsewhere (a batch-get's), as
+   * get()'s failed refreshes count: the key then backs off before upstream is asked for it again
+   * (`backingOff`). Once per call, however many readers shared it.
+   */
+  failed (key: string): void {
+    const now = this.#now()
+    const entry = this.#servable(key, now)
+    if (entry === undefined) return
+    entry.failures += 1
+    entry.retryAt = now + this.#backoff(entry.failures)
+  }
+
+  /**
    * The last good value held for `key`, for a caller whose own upstream call for it failed
    * transiently (a batch-get): served as get() serves it while upstream fails, marked STALE. Up to
-   * its hard end of life with stale-if-error on; to the end of its TTL with it off. The failure
-   * counts as get()'s do: the key then backs off before upstream is asked for it again
-   * (`backingOff`).
+   * its hard end of life with stale-if-error on; to the end of its TTL with it off.
    */
   stale<V> (key: string): CacheResult<V> | undefined {
     const now = this.#now()
     const entry = this.#servable(key, now)
     if (entry === undefined) return undefined
-    entry.failures += 1
-    entry.retryAt = now + this.#backoff(entry.failures)
     this.#emit({ type: 'stale' })
     return this.#result(entry, 'STALE', now)
   }

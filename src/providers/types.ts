@@ -61,6 +61,8 @@ export interface BatchSecretError {
   message: string
   /** Whether the failure may pass (throttling, a fault upstream), as ProviderError.transient. */
   transient: boolean
+  /** True when the call for the secret's region failed as a whole: not an answer about this secret. */
+  whole?: boolean
 }
 
 export interface BatchGetSecretsResult {

@@ -125,7 +125,9 @@ export class Reads {
         }
         const failure = result.errors.find((e) => e.secretId === id)
         if (failure === undefined) continue
-        if (!failure.transient) this.cache.delete(key)
+        // Not found or denied for this secret: it leaves the cache. A region's whole call refused
+        // (no BatchGetSecretValue there, say) says nothing of the secret, and keeps it.
+        if (!failure.transient && failure.whole !== true) this.cache.delete(key)
         const stale = failure.transient ? this.cache.stale<null>(key) : undefined
         if (stale === undefined) errors.push(failure)
         else found.set(id, secretFromBody(stale.entry.body))
@@ -139,12 +141,25 @@ export class Reads {
     return { values, errors }
   }
 
-  /** One BatchGetSecretValue for any number of identical batches at once. */
+  /**
+   * One BatchGetSecretValue for any number of identical batches at once. Its transient failures,
+   * of the call or of an id, count once per id in the cache's backoff (not once per reader).
+   */
   async #batchGet (secretIds: string[]): Promise<BatchGetSecretsResult> {
     const key = JSON.stringify([...secretIds].sort())
     let pending = this.#batches.get(key)
     if (pending === undefined) {
-      pending = this.provider.batchGetSecrets(secretIds).finally(() => { this.#batches.delete(key) })
+      const failed = (ids: string[]): void => { for (const id of ids) this.cache.failed(this.secretKey({ secretId: id })) }
+      pending = this.provider.batchGetSecrets(secretIds).then(
+        (result) => {
+          failed(result.errors.filter((e) => e.transient && secretIds.includes(e.secretId)).map((e) => e.secretId))
+          return result
+        },
+        (error: unknown) => {
+          if (isProviderError(error) && error.transient) failed(secretIds)
+          throw error
+        }
+      ).finally(() => { this.#batches.delete(key) })
       this.#batches.set(key, pending)
     }
     return pending

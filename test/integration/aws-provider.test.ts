@@ -127,6 +127,7 @@ describe('AwsProvider: reaching AWS', () => {
     assert.deepEqual(result.errors.map((e) => [e.secretId, e.errorCode, e.transient]), [[far, 'InternalServiceError', true]])
     aws.fake.inject({ kind: 'error500' })
     await rejection(provider.batchGetSecrets(['home', far]))
+    assert.deepEqual(await provider.batchGetSecrets([]), { values: [], errors: [] }, 'no region, no failure')
   })
 
   it('opens at most maxConnections sockets per service at once', async () => {

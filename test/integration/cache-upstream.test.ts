@@ -219,6 +219,21 @@ describe('batch-get through the cache, counted at the fake AWS server', () => {
     assert.equal(app.fake.count('GetSecretValue'), 0)
   })
 
+  it('counts one failed call once in the backoff, however many identical batch-gets shared it', async () => {
+    const app = await open()
+    await batch(app, ['a', 'b'])
+    app.fake.inject({ kind: 'error500' })
+    app.fake.latencyMs = 50
+    app.clock.advance(301_000)
+    const before = batchCalls(app)
+    const answers = await Promise.all(Array.from({ length: 20 }, async () => batch(app, ['a', 'b'])))
+    assert.ok(answers.every((a) => a.values.join() === 'value-a,value-b'))
+    assert.equal(batchCalls(app) - before, 1, 'one shared call')
+    app.clock.advance(1000)
+    await batch(app, ['a', 'b'])
+    assert.equal(batchCalls(app) - before, 2, 'asked again after one failure\'s backoff (0.5 to 1 s), not twenty failures\'')
+  })
+
   it('refreshes ahead the values it reads, so that a batch-get read through the TTLs never waits on upstream', async () => {
     const app = await open()
     await batch(app, ['a', 'b'])

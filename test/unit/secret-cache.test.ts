@@ -400,12 +400,13 @@ describe('SecretCache, when its entry goes while a reader waits on upstream', ()
   })
 })
 
-describe('SecretCache.stale and backingOff, for a batch that asks upstream itself', () => {
+describe('SecretCache.failed, stale and backingOff, for a batch that asks upstream itself', () => {
   it('serves the value after a failed call, to its TTL\'s end with stale-if-error off, and holds the key back until the backoff passes', async () => {
     const { clock, cache, upstream } = setup({ staleIfError: false, backoffBaseMs: 1000, backoffMaxMs: 1000 })
     await cache.get('k', upstream.load, { ttlMs: TTL })
     await clock.advance(TTL / 2)
     assert.equal(cache.backingOff('k'), undefined, 'no failure yet')
+    cache.failed('k')
     assert.equal(cache.stale<string>('k')?.entry.value, 'v1')
     assert.equal(cache.backingOff<string>('k')?.outcome, 'STALE', 'within the backoff (750 ms here)')
     await clock.advance(750)

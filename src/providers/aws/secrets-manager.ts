@@ -58,13 +58,13 @@ export class SecretsManagerReader {
           if (abortSignal?.aborted === true) throw error
           failures.push(error)
           const failure = toProviderError(error, 'secretsmanager')
-          result.errors.push(...ids.map((secretId) => ({ secretId, errorCode: failure.code, message: failure.message, transient: failure.transient })))
+          result.errors.push(...ids.map((secretId) => ({ secretId, errorCode: failure.code, message: failure.message, transient: failure.transient, whole: true })))
           return
         }
         result.values.push(...own.values)
         result.errors.push(...own.errors)
       }))
-      if (failures.length === byRegion.size) throw failures[0]
+      if (failures.length > 0 && failures.length === byRegion.size) throw failures[0]
       return result
     })
   }
