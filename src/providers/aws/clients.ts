@@ -79,8 +79,9 @@ export interface RegionalClientsOptions {
  * kept for the next call. The region comes from the caller's ARN, and any well-formed name
  * passes (a client cannot know every region), so the clients of other regions are bounded: past
  * `maxOthers`, the least recently used one is let go, and destroyed once its calls have had
- * time to finish. Without the bound, ARNs naming made-up regions would each leave a client
- * (with its sockets) behind for good.
+ * time to finish; of those let go, at most `maxOthers` wait, and past that the oldest is
+ * destroyed at once. Without the bounds, ARNs naming made-up regions would each leave a client
+ * (with its sockets) behind.
  */
 export class RegionalClients<C extends RegionalClient> {
   readonly #make: (region: string | undefined) => C
@@ -137,6 +138,13 @@ export class RegionalClients<C extends RegionalClient> {
       }, this.#retireAfterMs)
       timer.unref()
       this.#retiring.set(timer, retired)
+      // Bounded too: made-up regions sent fast must not keep a minute's worth of clients alive.
+      if (this.#retiring.size > this.#maxOthers) {
+        const [first, oldest] = this.#retiring.entries().next().value as [NodeJS.Timeout, C]
+        clearTimeout(first)
+        this.#retiring.delete(first)
+        oldest.destroy()
+      }
     }
     return client
   }
