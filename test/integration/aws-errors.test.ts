@@ -115,18 +115,18 @@ describe('aws provider over HTTP: AWS errors become the statuses of DESIGN §2',
     assert.equal(malformed.__type, 'UnparseableResponse')
   })
 
-  it('keeps serving a cached value when a proxy answers a refresh with its own 403 or 407 page, and answers 502 with nothing cached', async () => {
-    assert.equal((await get('/secretsmanager/get?secretId=app/db')).statusCode, 200)
-    for (const status of [403, 407]) {
+  for (const status of [403, 407]) {
+    it(`keeps serving a cached value when a proxy answers its refresh with its own ${status} page, and answers 502 with nothing cached`, async () => {
+      assert.equal((await get('/secretsmanager/get?secretId=app/db')).statusCode, 200)
       h.fake.inject({ kind: 'malformed', status }, { times: 1 })
       h.clock.advance(301_000)
       const answer = await get('/secretsmanager/get?secretId=app/db')
-      assert.equal(answer.statusCode, 200, `after a proxy's ${status}`)
+      assert.equal(answer.statusCode, 200, answer.body)
       assert.equal(answer.headers['x-cache'], 'STALE')
-    }
-    h.fake.inject({ kind: 'malformed', status: 403 }, { times: 1 })
-    assert.equal(errorOf(await get('/systemsmanager/parameters/get?name=/app/level'), 502).__type, 'UnparseableResponse')
-  })
+      h.fake.inject({ kind: 'malformed', status }, { times: 1 })
+      assert.equal(errorOf(await get('/systemsmanager/parameters/get?name=/app/level'), 502).__type, 'UnparseableResponse')
+    })
+  }
 
   it('answers 504 when AWS hangs or answers later than the timeout', async () => {
     h.fake.inject({ kind: 'hang' }, { times: 1 })
