@@ -128,6 +128,17 @@ describe('aws provider over HTTP: AWS errors become the statuses of DESIGN §2',
     })
   }
 
+  it('keeps serving a cached value when a proxy refuses its refresh with an empty 403, and answers 502 with nothing cached', async () => {
+    assert.equal((await get('/secretsmanager/get?secretId=app/db')).statusCode, 200)
+    h.fake.inject({ kind: 'proxy', status: 403 }, { times: 1 })
+    h.clock.advance(301_000)
+    const answer = await get('/secretsmanager/get?secretId=app/db')
+    assert.equal(answer.statusCode, 200, answer.body)
+    assert.equal(answer.headers['x-cache'], 'STALE')
+    h.fake.inject({ kind: 'proxy', status: 407 }, { times: 1 })
+    assert.equal(errorOf(await get('/systemsmanager/parameters/get?name=/app/level'), 502).__type, 'UnexpectedResponse')
+  })
+
   it('answers 504 when AWS hangs or answers later than the timeout', async () => {
     h.fake.inject({ kind: 'hang' }, { times: 1 })
     const started = performance.now()

@@ -132,11 +132,13 @@ interface SdkErrorFacts {
   fault: string | undefined
   throttling: boolean
   message: string
+  /** The answer's x-amzn-RequestId: AWS sends one with every answer, a proxy's page has none. */
+  requestId: string | undefined
 }
 
 function factsOf (error: unknown): SdkErrorFacts {
   const record = (typeof error === 'object' && error !== null ? error : {}) as Record<string, unknown>
-  const metadata = record.$metadata as { httpStatusCode?: unknown } | undefined
+  const metadata = record.$metadata as { httpStatusCode?: unknown, requestId?: unknown } | undefined
   const retryable = record.$retryable as { throttling?: unknown } | undefined
   return {
     name: typeof record.name === 'string' ? record.name : '',
@@ -144,7 +146,8 @@ function factsOf (error: unknown): SdkErrorFacts {
     status: typeof metadata?.httpStatusCode === 'number' ? metadata.httpStatusCode : undefined,
     fault: typeof record.$fault === 'string' ? record.$fault : undefined,
     throttling: retryable?.throttling === true,
-    message: typeof record.message === 'string' ? record.message : ''
+    message: typeof record.message === 'string' ? record.message : '',
+    requestId: typeof metadata?.requestId === 'string' && metadata.requestId !== '' ? metadata.requestId : undefined
   }
 }
 
@@ -187,6 +190,12 @@ export function toProviderError (error: unknown, service: AwsService): ProviderE
     // portal, a truncated answer. Transient: nothing was said about the secret, so the cache
     // keeps what it holds, where a 403 read as AWS's would drop it.
     return new UpstreamError(`${upstream} sent an answer that could not be understood.`, { code: 'UnparseableResponse', cause: error })
+  }
+  if (facts.status !== undefined && facts.status >= 400 && facts.requestId === undefined) {
+    // A refusal that is not AWS's: no error code AWS uses, and no request id, which AWS gives
+    // every answer. Something between the agent and AWS answered (an empty 403 or 407 from a
+    // proxy). Transient, like an unparseable page: it says nothing of the secret.
+    return new UpstreamError(`An answer came instead of ${upstream}'s (HTTP ${facts.status}), from something between the agent and AWS.`, { code: 'UnexpectedResponse', cause: error })
   }
   if (facts.status === 403) return accessDenied(service, facts.name || 'AccessDeniedException', error)
   if (facts.status !== undefined && facts.status >= 400) return refused(service, facts.name || 'ValidationException', error)

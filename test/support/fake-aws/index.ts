@@ -285,6 +285,9 @@ export class FakeAws {
       case 'malformed':
         send(res, fault.status ?? 200, request.protocol === 'json' ? 'application/x-amz-json-1.1' : 'text/xml', MALFORMED_BODIES[request.protocol])
         return
+      case 'proxy':
+        send(res, fault.status, 'text/html', '', false)
+        return
       case 'hang':
         // Never answered; close() ends the connection through closeAllConnections().
     }

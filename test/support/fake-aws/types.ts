@@ -38,6 +38,8 @@ export type Fault =
   | { readonly kind: 'reset' }
   /** A body the SDK cannot parse (a proxy's HTML page), with `status` (default 200). */
   | { readonly kind: 'malformed', readonly status?: number }
+  /** A proxy's own answer: `status`, an empty body, and none of AWS's headers (no request id). */
+  | { readonly kind: 'proxy', readonly status: number }
   | { readonly kind: 'expiredCredentials' }
   | { readonly kind: 'hang' }
 

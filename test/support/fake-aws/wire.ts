@@ -184,13 +184,14 @@ function queryCode (code: string): string {
   return QUERY_CODES[code] ?? code
 }
 
-export function send (res: ServerResponse, status: number, contentType: string, body: string): void {
+export function send (res: ServerResponse, status: number, contentType: string, body: string, asAws = true): void {
   // A client that gave up (abort, timeout) has already closed the socket: nothing to answer.
   if (res.destroyed || res.writableEnded) return
   res.writeHead(status, {
     'content-type': contentType,
     'content-length': Buffer.byteLength(body),
-    'x-amzn-requestid': randomUUID()
+    // AWS names every answer; something else on the way (a proxy) does not.
+    ...(asAws ? { 'x-amzn-requestid': randomUUID() } : {})
   })
   res.end(body)
 }
