@@ -12,10 +12,10 @@ type DecryptionMaterial = Parameters<KeyringNode['_onDecrypt']>[0]
  *
  * The keyring calls `generateDataKey()`, `encrypt()` and `decrypt()` on whatever its
  * `clientProvider` returns, without an abort signal. Rather than the SDK's aggregated `KMS`
- * client, it gets an adapter over the provider's KMS calls (`EnvelopeKms`): the same clients (credentials, endpoint,
- * proxy, CA bundle, user agent, per-region routing), the KMS timeout as an abort signal, and
- * failures already in the provider vocabulary (a disabled key is an AccessDeniedError with our
- * message, not AWS's text naming the account).
+ * client, it gets an adapter over the provider's KMS calls (`EnvelopeKms`): the same clients
+ * (credentials, endpoint, proxy, CA bundle, user agent, per-region routing), the KMS timeout as
+ * an abort signal, and failures already in the provider vocabulary (a disabled key is an
+ * AccessDeniedError with our message, not AWS's text naming the account).
  *
  * For decryption the keyring only unwraps data keys whose key ARN is `keyId`: the envelope layer
  * asks for the keyring of each key ARN a message names.
