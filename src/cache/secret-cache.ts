@@ -268,8 +268,15 @@ export class SecretCache {
   #servable (key: string, now: number): CacheEntry<unknown> | undefined {
     const entry = this.#peek(key, now)
     if (entry === undefined || entry.notFound !== undefined) return undefined
-    const end = entry.fetchedAt + entry.ttlMs + (this.#options.staleIfError ? this.#options.maxStaleMs : 0)
-    return now < end ? entry : undefined
+    return now < this.#servedUntil(entry) ? entry : undefined
+  }
+
+  /**
+   * Until when `entry`'s value may be served while upstream fails: its hard end of life with
+   * stale-if-error on, the end of its TTL with it off.
+   */
+  #servedUntil (entry: CacheEntry<unknown>): number {
+    return entry.fetchedAt + entry.ttlMs + (this.#options.staleIfError ? this.#options.maxStaleMs : 0)
   }
 
   /** Drops `key`: upstream answered authoritatively (not found, access denied) elsewhere. */
@@ -301,7 +308,7 @@ export class SecretCache {
     for (const entry of this.#held()) {
       if (entry.notFound !== undefined) continue
       const age = now - entry.fetchedAt
-      const served = age < entry.ttlMs || (entry.failures > 0 && this.#options.staleIfError && age < entry.ttlMs + this.#options.maxStaleMs)
+      const served = age < entry.ttlMs || (entry.failures > 0 && now < this.#servedUntil(entry))
       if (served && (oldest === undefined || entry.fetchedAt < oldest)) oldest = entry.fetchedAt
     }
     return oldest
@@ -347,7 +354,7 @@ export class SecretCache {
       if (isProviderError(error) && error.transient && old !== undefined && old.notFound === undefined) {
         // Keep the last good value until its hard end of life (with stale-if-error off, the end
         // of its TTL: a refresh ahead that fails does not cut it short), and back off before retrying.
-        const hardEnd = old.fetchedAt + old.ttlMs + (this.#options.staleIfError ? this.#options.maxStaleMs : 0)
+        const hardEnd = this.#servedUntil(old)
         if (now < hardEnd) {
           old.failures += 1
           old.retryAt = now + this.#backoff(old.failures)
