@@ -93,6 +93,11 @@ export function resolveRegion (config: AgentConfig, env: NodeJS.ProcessEnv): str
   return config.region ?? nonEmpty(env.AWS_REGION) ?? nonEmpty(env.AWS_DEFAULT_REGION) ?? null
 }
 
+/** The region in the local provider's ARNs: the configured one, else us-east-1. */
+export function localRegion (config: AgentConfig, env: NodeJS.ProcessEnv): string {
+  return resolveRegion(config, env) ?? 'us-east-1'
+}
+
 /**
  * Tracks what `/ready` reports: not ready until the provider answers its readiness check (store
  * loaded, credentials resolved); the prefetch of DESIGN §3 adds its own condition.
@@ -244,7 +249,7 @@ async function openProvider (options: AgentOptions, env: NodeJS.ProcessEnv): Pro
     await writeFileAtomic(storeFile, defaultStoreText(), 0o600)
     logger.info({ store: storeFile }, 'created an example local store')
   }
-  const region = resolveRegion(config, env) ?? 'us-east-1'
+  const region = localRegion(config, env)
   // Loaded only when used, as the AWS provider is: the store's YAML parser has no place in an
   // agent on AWS.
   const { LocalProvider } = await import('./providers/local/provider.js')

@@ -98,9 +98,9 @@ export async function runStore (args: string[], env: NodeJS.ProcessEnv): Promise
 async function key (file: string, rest: string[], values: Values, env: NodeJS.ProcessEnv): Promise<number> {
   const [what, id, ...extra] = rest
   const { defaultKeyFile } = await import('../providers/local/provider.js')
-  const { resolveRegion } = await import('../agent.js')
-  // ARNs as the agent shows them: its region, else us-east-1 as the local provider takes.
-  const region = resolveRegion(await clientConfig(values, env), env) ?? 'us-east-1'
+  const { localRegion } = await import('../agent.js')
+  // ARNs as the agent shows them.
+  const region = localRegion(await clientConfig(values, env), env)
   const open = async (): Promise<LocalKms> => {
     await mkdir(dirname(file), { recursive: true, mode: 0o700 })
     return await LocalKms.open({ keyFile: defaultKeyFile(file), region })
