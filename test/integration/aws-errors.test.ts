@@ -152,6 +152,22 @@ describe('aws provider over HTTP: AWS errors become the statuses of DESIGN §2',
     assert.equal(slow.__type, 'UpstreamTimeoutException')
   })
 
+  it('gives a get-by-path walk the timeout for each page, not for the whole walk', async () => {
+    for (let i = 0; i < 45; i++) h.fake.putParameter({ name: `/tree/p${String(i).padStart(2, '0')}`, value: `v${i}`, type: 'String' })
+    // Five pages, each well inside the timeout, and together well past it.
+    const pageDelay = h.fake.inject({ kind: 'latency', ms: TIMEOUT_MS / 2 }, { operation: 'GetParametersByPath' })
+
+    const answer = await get('/systemsmanager/parameters/get-by-path?path=/tree')
+    pageDelay.remove()
+    h.fake.inject({ kind: 'latency', ms: TIMEOUT_MS + 500 }, { operation: 'GetParametersByPath', times: 1 })
+    const slowPage = errorOf(await get('/systemsmanager/parameters/get-by-path?path=/app'), 504)
+
+    assert.equal(answer.statusCode, 200, answer.body)
+    assert.equal((JSON.parse(answer.body) as { Parameters: unknown[] }).Parameters.length, 45)
+    assert.equal(pageDelay.hits, 5)
+    assert.equal(slowPage.__type, 'UpstreamTimeoutException')
+  })
+
   it('answers 400 for what AWS refuses as invalid', async () => {
     h.fake.putSecret({ name: 'app/retired', secretString: 'v' })
     h.fake.deleteSecret('app/retired', { recoveryWindow: true })

@@ -6,9 +6,8 @@ import { SERVICE_NAMES, toProviderError, type AwsService } from './errors.js'
  * the caller's signal, handed to the SDK as its `abortSignal`. Whatever fails comes out in the
  * provider vocabulary.
  *
- * The deadline covers the whole operation (credential resolution, the SDK's retries, every page
- * of a paginated read), so the call is also raced against the signal: the SDK only watches it
- * while a request is on the wire.
+ * The deadline covers the whole operation (credential resolution, the SDK's retries), so the call
+ * is also raced against the signal: the SDK only watches it while a request is on the wire.
  */
 export async function callAws<T> (
   service: AwsService,

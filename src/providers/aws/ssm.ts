@@ -34,28 +34,33 @@ export class ParameterStoreReader {
     })
   }
 
-  /** Follows NextToken to the end, refusing (rather than truncating) past `input.limit`. */
+  /**
+   * Follows NextToken to the end, refusing (rather than truncating) past `input.limit`. The
+   * timeout bounds each page, as it bounds every other Parameter Store call: one deadline for the
+   * whole walk would fail every path past a few hundred parameters however healthy SSM is. The
+   * walk is bounded by `input.limit` pages of ten, and ends at once when the caller's signal aborts.
+   */
   async getParametersByPath (input: GetParametersByPathInput, options?: CallOptions): Promise<Parameter[]> {
-    return callAws('ssm', this.timeoutMs, options?.signal, async (abortSignal) => {
-      const client = await this.clients.for(undefined)
-      const parameters: Parameter[] = []
-      let nextToken: string | undefined
-      do {
-        const page = await client.send(new GetParametersByPathCommand({
+    const parameters: Parameter[] = []
+    let nextToken: string | undefined
+    do {
+      const page = await callAws('ssm', this.timeoutMs, options?.signal, async (abortSignal) => {
+        const client = await this.clients.for(undefined)
+        return client.send(new GetParametersByPathCommand({
           Path: input.path,
           Recursive: input.recursive,
           WithDecryption: input.withDecryption,
           MaxResults: PAGE_SIZE,
           NextToken: nextToken
         }), { abortSignal })
-        for (const parameter of page.Parameters ?? []) parameters.push(toParameter(parameter))
-        if (parameters.length > input.limit) {
-          throw new InvalidRequestError(`The path holds more than ${input.limit} parameters; ask for a narrower path.`, { code: 'TooManyParameters' })
-        }
-        nextToken = page.NextToken
-      } while (nextToken !== undefined && nextToken !== '')
-      return parameters
-    })
+      })
+      for (const parameter of page.Parameters ?? []) parameters.push(toParameter(parameter))
+      if (parameters.length > input.limit) {
+        throw new InvalidRequestError(`The path holds more than ${input.limit} parameters; ask for a narrower path.`, { code: 'TooManyParameters' })
+      }
+      nextToken = page.NextToken
+    } while (nextToken !== undefined && nextToken !== '')
+    return parameters
   }
 }
 
