@@ -70,6 +70,14 @@ export class InvalidRequestError extends ProviderError {
   }
 }
 
+/** KMS's words for a ciphertext it cannot open, shared by every place that refuses one. */
+export const INVALID_CIPHERTEXT_MESSAGE = 'The ciphertext is invalid, was altered, or does not match the encryption context.'
+
+/** A ciphertext KMS would refuse, as KMS's `InvalidCiphertextException`. */
+export function invalidCiphertext (options?: Omit<ProviderErrorOptions, 'code'>): InvalidRequestError {
+  return new InvalidRequestError(INVALID_CIPHERTEXT_MESSAGE, { ...options, code: 'InvalidCiphertextException' })
+}
+
 /** Upstream throttled the call. */
 export class ThrottledError extends ProviderError {
   override readonly name = 'ThrottledError'

@@ -95,8 +95,8 @@ export class AllowList {
 
   /** True when some pattern of `kind` matches the id as given or a name inside it (for an ARN). */
   allows (kind: AllowKind, id: string): boolean {
+    if (this.allowsEvery(kind)) return true
     const patterns = this.#rules[kind]
-    if (patterns.includes('*')) return true
     const candidates = [id, ...namesInArn(kind, id)]
     return patterns.some((pattern) => candidates.some((candidate) => globMatch(pattern, candidate)))
   }
@@ -109,6 +109,11 @@ export class AllowList {
     if (this.allows(kind, id)) return
     log.warn({ kind, id }, 'refused by the allow-list')
     throw new Errors.AccessDenied(`This ${KIND_NAMES[kind]} may not be read through this agent (allow-list).`)
+  }
+
+  /** True when `kind` allows every id (a `*` pattern, the default). */
+  allowsEvery (kind: AllowKind): boolean {
+    return this.#rules[kind].includes('*')
   }
 
   /** `allows('kmsKeys', id)`: a key id, key ARN, alias name or alias ARN. */

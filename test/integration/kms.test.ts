@@ -166,17 +166,32 @@ describe('POST /kms/* on the local provider', () => {
     // Without KeyId the key comes out of the ciphertext as its ARN, which alias/app/* does not match.
     const byArn = await h.post('/kms/decrypt', { CiphertextBlob })
     const byAlias = await h.post('/kms/decrypt', { CiphertextBlob, KeyId: 'alias/app/orders' })
+    const garbage = await h.post('/kms/decrypt', { CiphertextBlob: b64('not a ciphertext at all') })
+    const otherBlob = b64((await h.local.kms.encrypt({ keyId: 'alias/other', plaintext: Buffer.from(SECRET_TEXT) })).ciphertextBlob)
+    await h.local.kms.setEnabled('alias/other', false)
+    const refusedAndDisabled = await h.post('/kms/decrypt', { CiphertextBlob: otherBlob })
+    const disabledByKeyId = await h.post('/kms/decrypt', { CiphertextBlob: otherBlob, KeyId: 'alias/app/orders' })
 
-    for (const answer of [refused, refusedDataKey, byArn]) {
+    for (const answer of [refused, refusedDataKey]) {
       assert.equal(answer.statusCode, 403)
       assert.equal(json(answer).__type, 'AccessDeniedException')
       assertNoPlaintext(answer.body)
     }
+    // KMS opened it before the key was known: the refusal must not tell a valid ciphertext apart.
+    for (const answer of [byArn, refusedAndDisabled]) {
+      assert.equal(answer.statusCode, 400)
+      assert.equal(answer.body, garbage.body)
+      assertNoPlaintext(answer.body)
+    }
+    assert.equal(json(garbage).__type, 'InvalidCiphertextException')
+    // Naming an allowed key gets KMS's precise answer: this ciphertext is not that key's.
+    assert.equal(json(disabledByKeyId).__type, 'IncorrectKeyException')
     assert.equal(allowed.statusCode, 200)
     assert.equal(byAlias.statusCode, 200)
     const warnings = h.logs().map((line) => JSON.parse(line) as Record<string, unknown>).filter((entry) => entry.level === 40)
-    assert.deepEqual(warnings.map((w) => w.keyIds), [['alias/other'], ['arn:aws:kms:us-east-1:000000000000:alias/other'], [appArn]])
-    assert.ok(warnings.every((w) => w.msg === 'KMS key refused by the allow-list'))
+    assert.deepEqual(warnings.map((w) => w.keyIds), [['alias/other'], ['arn:aws:kms:us-east-1:000000000000:alias/other'], [appArn], undefined])
+    assert.equal(warnings[3]?.msg, 'upstream refused access')
+    assert.ok(warnings.slice(0, 3).every((w) => w.msg === 'KMS key refused by the allow-list'))
     for (const line of h.logs()) assertNoPlaintext(line)
   })
 })

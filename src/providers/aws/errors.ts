@@ -5,8 +5,8 @@
  * extension compare `__type` against it.
  */
 import {
-  AccessDeniedError, CredentialsError, InvalidRequestError, NotFoundError, ThrottledError, UpstreamError,
-  UpstreamTimeoutError, isProviderError, type ProviderError
+  AccessDeniedError, CredentialsError, INVALID_CIPHERTEXT_MESSAGE, InvalidRequestError, NotFoundError, ThrottledError,
+  UpstreamError, UpstreamTimeoutError, isProviderError, type ProviderError
 } from '../errors.js'
 
 export type AwsService = 'secretsmanager' | 'ssm' | 'kms' | 'sts'
@@ -105,7 +105,7 @@ const BY_CODE: Readonly<Record<string, Make>> = {
   ParameterVersionLabelLimitExceeded: refused,
   UnsupportedParameterType: refused,
   InvalidRequestException: invalid("Secrets Manager refused the request in the secret's current state (for example, it is scheduled for deletion)."),
-  InvalidCiphertextException: invalid('The ciphertext is invalid, was altered, or does not match the encryption context.'),
+  InvalidCiphertextException: invalid(INVALID_CIPHERTEXT_MESSAGE),
   IncorrectKeyException: invalid('The ciphertext was not encrypted under the KMS key given in KeyId.'),
   InvalidKeyUsageException: invalid('The KMS key cannot be used for this operation or encryption algorithm.'),
   InvalidGrantTokenException: invalid('A grant token given is not valid.')

@@ -2,7 +2,7 @@ import { createCipheriv, createDecipheriv, randomBytes, randomFillSync, randomUU
 import { chmod, link, mkdir, readFile, rename, rm, stat } from 'node:fs/promises'
 import { basename, dirname, join, resolve } from 'node:path'
 
-import { AccessDeniedError, InvalidRequestError, NotFoundError } from '../errors.js'
+import { AccessDeniedError, InvalidRequestError, NotFoundError, invalidCiphertext } from '../errors.js'
 import type {
   DecryptInput,
   DecryptResult,
@@ -310,10 +310,6 @@ export class LocalKms implements Pick<Provider, 'encrypt' | 'decrypt' | 'generat
       }
     })
   }
-}
-
-function invalidCiphertext (): InvalidRequestError {
-  return new InvalidRequestError('The ciphertext is invalid, was altered, or does not match the encryption context.', { code: 'InvalidCiphertextException' })
 }
 
 function compare (a: string, b: string): number {

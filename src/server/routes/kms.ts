@@ -1,6 +1,7 @@
 import type { FastifyPluginCallback, FastifyRequest } from 'fastify'
 import type { Envelope } from '../../envelope/envelope.js'
 import { KeyNotAllowedError } from '../../envelope/errors.js'
+import { AccessDeniedError, InvalidRequestError, NotFoundError, invalidCiphertext } from '../../providers/errors.js'
 import type { EncryptionContext, Provider } from '../../providers/types.js'
 import { AllowList } from '../allow.js'
 import { Errors } from '../errors.js'
@@ -126,20 +127,33 @@ export const kmsRoutes: FastifyPluginCallback<KmsRoutesOptions> = (app, options,
   }, async (request, reply) => {
     const { KeyId, EncryptionContext } = request.body
     // With a KeyId, the provider checks the ciphertext was made under it, so that id is the one to
-    // allow. Without one, the key comes out of the ciphertext: its ARN must be allowed.
+    // allow. Without one, the key comes out of the ciphertext: its ARN must be allowed (below).
     if (KeyId !== undefined) checkKey(request, checkId(KeyId, 'KeyId'))
     const ciphertextBlob = decodeBase64(request.body.CiphertextBlob, 'CiphertextBlob')
     if (ciphertextBlob.length < 1 || ciphertextBlob.length > MAX_KMS_CIPHERTEXT) {
       throw new Errors.Validation(`CiphertextBlob must be between 1 and ${MAX_KMS_CIPHERTEXT} bytes long once decoded.`)
     }
+    // Without a KeyId and with keys refused, the key is known only once KMS has opened the
+    // ciphertext. So a refusal, and whatever KMS says of the key (disabled, not found, denied),
+    // answers as an invalid ciphertext does: anything else would tell the caller something of a
+    // ciphertext made under a key it may not use. A KeyId gets the precise answers.
+    const keyHidden = KeyId === undefined && !allow.allowsEvery('kmsKeys')
     const result = await provider.decrypt({
       ciphertextBlob,
       ...(EncryptionContext === undefined ? {} : { encryptionContext: EncryptionContext }),
       ...(KeyId === undefined ? {} : { keyId: KeyId })
+    }).catch((error: unknown) => {
+      if (!keyHidden || !saysOfTheKey(error)) throw error
+      // The operator must still hear of a missing grant or a disabled key, as app.ts's handler tells it.
+      if (error instanceof AccessDeniedError) request.log.warn({ route: request.routeOptions.url, type: error.code }, 'upstream refused access')
+      throw invalidCiphertext({ cause: error })
     })
     const plaintext = result.plaintext
     try {
-      if (KeyId === undefined) checkKey(request, result.keyId)
+      if (keyHidden && !allow.kmsKey(result.keyId)) {
+        logRefusal(request, [result.keyId])
+        throw invalidCiphertext()
+      }
       return reply.type(JSON_TYPE).send({
         Plaintext: toBase64(plaintext),
         KeyId: result.keyId,
@@ -254,8 +268,17 @@ export const kmsRoutes: FastifyPluginCallback<KmsRoutesOptions> = (app, options,
 
 /** Logs the refusal (the one place a key id is logged above debug) and answers 403. */
 function refuse (request: FastifyRequest, keyIds: readonly string[]): never {
-  request.log.warn({ route: request.routeOptions.url, keyIds }, 'KMS key refused by the allow-list')
+  logRefusal(request, keyIds)
   throw new Errors.AccessDenied('The KMS key may not be used through this agent (allow-list).')
+}
+
+/** An error KMS gives about the key or the ciphertext, as against the agent's own state or upstream's health. */
+function saysOfTheKey (error: unknown): boolean {
+  return error instanceof AccessDeniedError || error instanceof NotFoundError || error instanceof InvalidRequestError
+}
+
+function logRefusal (request: FastifyRequest, keyIds: readonly string[]): void {
+  request.log.warn({ route: request.routeOptions.url, keyIds }, 'KMS key refused by the allow-list')
 }
 
 async function refusals<T> (request: FastifyRequest, work: Promise<T>): Promise<T> {
