@@ -143,7 +143,7 @@ export async function startAgent (options: AgentOptions): Promise<RunningAgent> 
   // The Encryption SDK loads on the first /envelope request: it is a quarter of a second of start-up.
   const envelope = async (): Promise<Envelope> => {
     const { Envelope, envelopeSettings } = await import('./envelope/index.js')
-    return new Envelope({ provider, ...envelopeSettings(config.kms), allowKey: (id) => allow.kmsKey(id) })
+    return new Envelope({ provider, ...envelopeSettings(config.kms), timeoutMs: config.kmsTimeoutMillis, allowKey: (id) => allow.kmsKey(id) })
   }
   const app = buildApp({
     provider,

@@ -3,7 +3,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Metric
 import { nodeHttp } from './builtins.js'
 import type { CacheEvent, SecretCache } from './cache/secret-cache.js'
 import { ProviderError } from './providers/errors.js'
-import type { Provider } from './providers/types.js'
+import type { EnvelopeKeyringOptions, Provider } from './providers/types.js'
 
 /**
  * The agent's Prometheus metrics, on a registry of its own (so building the app twice in one
@@ -256,7 +256,7 @@ export function instrumentProvider<P extends Provider> (provider: P, metrics: Me
       const value: unknown = Reflect.get(target, property, receiver)
       // An envelope keyring makes its KMS calls through the counted ones.
       if (property === 'envelopeKeyring' && typeof value === 'function') {
-        return async (keyId: string) => await (value as Provider['envelopeKeyring']).call(target, keyId, instrumented)
+        return async (keyId: string, options?: EnvelopeKeyringOptions) => await (value as Provider['envelopeKeyring']).call(target, keyId, { ...options, kms: instrumented })
       }
       const names = typeof property === 'string' ? OPERATIONS[property] : undefined
       if (names === undefined || typeof value !== 'function') return typeof value === 'function' ? value.bind(target) : value

@@ -3,7 +3,7 @@ import {
   NodeCachingMaterialsManager, type KeyringNode, type NodeAlgorithmSuite, type NodeMaterialsManager
 } from '@aws-crypto/client-node'
 import type { AgentConfig } from '../config/index.js'
-import { InvalidRequestError, isProviderError } from '../providers/errors.js'
+import { InvalidRequestError, UpstreamTimeoutError, isProviderError } from '../providers/errors.js'
 import { AGENT_DEFAULT_KEY_ALIAS } from '../providers/local/kms.js'
 import type { EncryptionContext, Provider } from '../providers/types.js'
 import { KeyNotAllowedError, keyIdsOf, MessageKeyring } from './message-keyring.js'
@@ -33,6 +33,11 @@ export interface EnvelopeOptions {
   /** Whether the allow-list lets a key be used (the key asked for, each key a message names). Every key when absent. */
   allowKey?: (keyId: string) => boolean
   /**
+   * Longest one decrypt may spend on KMS, every key it tries together (`kms_timeout_millis`); 0 or
+   * absent for no limit beyond each KMS call's own.
+   */
+  timeoutMs?: number
+  /**
    * Sign messages (ECDSA P-384, the ESDK's default suite) rather than use the committing suite
    * without signature. Off by default; see the note on `Envelope`.
    */
@@ -57,6 +62,8 @@ export interface EnvelopeDecryptInput {
   ciphertext: Uint8Array
   /** Pairs that must each be present, with the same value, in the message's context. */
   encryptionContext?: EncryptionContext
+  /** Ends the KMS calls, for a client that has gone. */
+  signal?: AbortSignal
 }
 
 export interface EnvelopeDecryptResult {
@@ -119,7 +126,7 @@ export class Envelope {
   readonly #client = buildClient({ commitmentPolicy: CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT, maxEncryptedDataKeys: MAX_ENCRYPTED_DATA_KEYS })
   readonly #cache = getLocalCryptographicMaterialsCache<NodeAlgorithmSuite>(CACHE_CAPACITY)
   readonly #encryptors = new Map<string, NodeMaterialsManager>()
-  readonly #decryptor: NodeMaterialsManager | KeyringNode
+  readonly #timeoutMs: number
 
   constructor (options: EnvelopeOptions) {
     this.#provider = options.provider
@@ -130,11 +137,8 @@ export class Envelope {
       ? AlgorithmSuiteIdentifier.ALG_AES256_GCM_IV12_TAG16_HKDF_SHA512_COMMIT_KEY_ECDSA_P384
       : AlgorithmSuiteIdentifier.ALG_AES256_GCM_IV12_TAG16_HKDF_SHA512_COMMIT_KEY
     if (this.#caching !== false) checkCaching(this.#caching)
-    const keyring = new MessageKeyring({
-      keyringFor: async (keyId) => this.#provider.envelopeKeyring(keyId),
-      allowKey: this.#allowKey
-    })
-    this.#decryptor = this.#caching === false ? keyring : this.#cachingManager(keyring, 'decrypt')
+    this.#timeoutMs = options.timeoutMs ?? 0
+    if (!Number.isInteger(this.#timeoutMs) || this.#timeoutMs < 0) throw new TypeError('Envelope: timeoutMs must be a whole number of milliseconds, 0 or more.')
   }
 
   /** Whether data keys are reused (`kms.data_key_caching`). */
@@ -164,12 +168,18 @@ export class Envelope {
    * Opens an ESDK message with whichever key it names that the provider can use and the allow-list
    * allows. Anything wrong with the message itself is one `InvalidCiphertextException` (400) whose
    * message says nothing about what failed; key problems keep their provider error (404, 403, 429…).
+   * A message may name up to ten keys, each tried in turn: `timeoutMs` bounds them all together,
+   * and `input.signal` ends them at once.
    */
   async decrypt (input: EnvelopeDecryptInput): Promise<EnvelopeDecryptResult> {
+    const deadline = this.#timeoutMs > 0 ? AbortSignal.timeout(this.#timeoutMs) : undefined
+    const signal = deadline === undefined || input.signal === undefined ? deadline ?? input.signal : AbortSignal.any([deadline, input.signal])
     let output: DecryptOutput
     try {
-      output = await this.#client.decrypt(this.#decryptor, input.ciphertext)
+      output = await this.#client.decrypt(this.#decryptor(signal), input.ciphertext)
     } catch (error) {
+      if (deadline?.aborted === true) throw new UpstreamTimeoutError(`KMS did not open the message's data key within ${this.#timeoutMs} ms.`, { cause: error })
+      if (input.signal?.aborted === true) throw new UpstreamTimeoutError('The decrypt was cancelled: its client has gone.', { cause: error })
       if (isProviderError(error)) throw error
       throw invalidMessage()
     }
@@ -182,6 +192,19 @@ export class Envelope {
       }
     }
     return { plaintext, encryptionContext: { ...stored }, keyIds: keyIdsOf(messageHeader.encryptedDataKeys) }
+  }
+
+  /**
+   * A keyring for one decrypt, its KMS calls ended by `signal`. Its caching manager shares the one
+   * cache and partition with every other decrypt's, so decryption materials are still reused.
+   */
+  #decryptor (signal: AbortSignal | undefined): NodeMaterialsManager | KeyringNode {
+    const keyring = new MessageKeyring({
+      keyringFor: async (keyId) => this.#provider.envelopeKeyring(keyId, signal === undefined ? undefined : { signal }),
+      allowKey: this.#allowKey,
+      ...(signal === undefined ? {} : { signal })
+    })
+    return this.#caching === false ? keyring : this.#cachingManager(keyring, 'decrypt')
   }
 
   async #encryptor (keyId: string): Promise<{ materials: NodeMaterialsManager | KeyringNode, fresh: boolean }> {

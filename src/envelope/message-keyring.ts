@@ -43,6 +43,8 @@ export interface MessageKeyringOptions {
   keyringFor: (keyId: string) => Promise<KeyringNode>
   /** Whether the allow-list lets this key be used; every key when absent. */
   allowKey?: (keyId: string) => boolean
+  /** Once aborted, no further key is tried: the reason is thrown. */
+  signal?: AbortSignal
 }
 
 /**
@@ -73,6 +75,7 @@ export class MessageKeyring extends KeyringNode {
     let tried = 0
     let failure: ProviderError | undefined
     for (const edk of encryptedDataKeys) {
+      this.#options.signal?.throwIfAborted()
       const keyId = keyIdOf(edk)
       if (keyId === undefined) continue
       if (this.#options.allowKey !== undefined && !this.#options.allowKey(keyId)) {

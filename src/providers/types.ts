@@ -75,6 +75,13 @@ export type EncryptionContext = Record<string, string>
 /** The KMS calls an envelope keyring makes. */
 export type EnvelopeKms = Pick<Provider, 'encrypt' | 'decrypt' | 'generateDataKey'>
 
+export interface EnvelopeKeyringOptions {
+  /** What the keyring's KMS calls go through; the provider itself when absent. */
+  kms?: EnvelopeKms
+  /** Ends the keyring's KMS calls: a request's deadline, or its client gone. */
+  signal?: AbortSignal
+}
+
 export interface EncryptInput {
   keyId: string
   plaintext: Uint8Array
@@ -134,10 +141,11 @@ export interface Provider {
    * ARN): envelope decryption asks for the keyring of each key a message names. Rejects like
    * `encrypt` for a key the provider knows to be unknown (`NotFoundError`) or disabled
    * (`AccessDeniedError`); a provider that cannot tell without a call leaves that to the keyring.
-   * A keyring that calls KMS makes its calls through `kms` when given (the provider as the agent
-   * wraps it, so that they are counted in the upstream metrics), else through the provider itself.
+   * A keyring that calls KMS makes its calls through `options.kms` when given (the provider as the
+   * agent wraps it, so that they are counted in the upstream metrics), else through the provider
+   * itself, and ends them when `options.signal` aborts.
    */
-  envelopeKeyring (keyId: string, kms?: EnvelopeKms): Promise<KeyringNode>
+  envelopeKeyring (keyId: string, options?: EnvelopeKeyringOptions): Promise<KeyringNode>
   /**
    * Resolves once the provider can answer (credentials resolved, store loaded); rejects with a
    * reason otherwise. Called for `/ready`.

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { afterEach, beforeEach, describe, it } from 'node:test'
+import { setTimeout } from 'node:timers/promises'
 
 import {
   buildClient, CommitmentPolicy, KmsKeyringNode, RawAesKeyringNode, RawAesWrappingSuiteIdentifier
@@ -8,6 +9,7 @@ import {
 import { Envelope } from '../../src/envelope/index.js'
 import { Metrics } from '../../src/metrics.js'
 import { b64, json, openAwsKmsApp, openLocalKmsApp, type AwsKmsApp, type KmsAppOptions, type LocalKmsApp } from '../support/kms-app.js'
+import { until } from '../support/local-app.js'
 
 const SECRET_TEXT = 'envelope plaintext Vw42pR'
 const esdk = buildClient(CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT)
@@ -268,6 +270,54 @@ describe('POST /envelope/* on the aws provider (fake AWS), through its own envel
       assertNoPlaintext(answer.body)
     }
     assert.equal(h.fake.count('GenerateDataKey'), 0)
+  })
+
+  /** A message whose data key is wrapped under `count` keys, made by the ESDK against the fake. */
+  async function messageUnderKeys (count: number): Promise<string> {
+    const [generatorKeyId, ...keyIds] = Array.from({ length: count }, (_, i) => h.fake.createKey({ alias: `many-${i}` }))
+    const keyring = new KmsKeyringNode({ generatorKeyId, keyIds, clientProvider: () => h.kms })
+    const { result } = await esdk.encrypt(keyring, Buffer.from(SECRET_TEXT))
+    return result.toString('base64')
+  }
+
+  it('gives a decrypt one KMS timeout for every key its message names together', async () => {
+    const TIMEOUT_MS = 300
+    await open({ kmsTimeoutMillis: TIMEOUT_MS, envelope: { timeoutMs: TIMEOUT_MS } })
+    const Ciphertext = await messageUnderKeys(10)
+    h.fake.inject({ kind: 'hang' }, { operation: 'Decrypt' })
+
+    const started = performance.now()
+    const answer = await h.post('/envelope/decrypt', { Ciphertext })
+    const elapsed = performance.now() - started
+
+    assert.equal(answer.statusCode, 504, answer.body)
+    assert.equal(json(answer).__type, 'UpstreamTimeoutException')
+    // Ten keys, each given the whole timeout in turn, would take ten times as long.
+    assert.ok(elapsed < 4 * TIMEOUT_MS, `answered after ${Math.round(elapsed)} ms`)
+    assert.ok(h.fake.count('Decrypt') <= 2, `${h.fake.count('Decrypt')} Decrypt calls`)
+  })
+
+  it('stops trying a message\'s keys once its client has gone', async () => {
+    const TIMEOUT_MS = 300
+    await open({ kmsTimeoutMillis: TIMEOUT_MS })
+    const Ciphertext = await messageUnderKeys(10)
+    h.fake.inject({ kind: 'hang' }, { operation: 'Decrypt' })
+    const address = await h.app.listen({ host: '127.0.0.1', port: 0 })
+
+    const client = new AbortController()
+    const request = fetch(`${address}/envelope/decrypt`, {
+      method: 'POST',
+      headers: { ...h.auth, 'content-type': 'application/json' },
+      body: JSON.stringify({ Ciphertext }),
+      signal: client.signal
+    })
+    await until(() => h.fake.count('Decrypt') === 1)
+    client.abort()
+    await assert.rejects(request, { name: 'AbortError' })
+    // Long enough for two more keys' timeouts, had the decrypt gone on without its client.
+    await setTimeout(2.5 * TIMEOUT_MS)
+
+    assert.equal(h.fake.count('Decrypt'), 1)
   })
 
   it('reuses one data key across requests when caching is on, and wraps one per request when off', async () => {

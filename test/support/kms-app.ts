@@ -29,10 +29,12 @@ export interface KmsAppOptions {
   /** `[allow]` patterns; everything by default. */
   allow?: AllowRules
   /** Envelope settings; the settings table's defaults otherwise. */
-  envelope?: Pick<EnvelopeOptions, 'defaultKeyId' | 'dataKeyCaching' | 'signed'>
+  envelope?: Pick<EnvelopeOptions, 'defaultKeyId' | 'dataKeyCaching' | 'signed' | 'timeoutMs'>
   envelopeMaxBodyBytes?: number
   /** Count the provider's calls here, as the agent does (instrumentProvider). */
   metrics?: Metrics
+  /** The aws provider's KMS timeout (ms); 5000 otherwise. */
+  kmsTimeoutMillis?: number
 }
 
 export interface KmsApp {
@@ -118,7 +120,7 @@ export async function openLocalKmsApp (options: KmsAppOptions = {}): Promise<Loc
 
 export async function openAwsKmsApp (options: KmsAppOptions = {}): Promise<AwsKmsApp> {
   const fake = await FakeAws.start({ region: REGION })
-  const aws = await createAwsProvider(fakeAwsProviderOptions(fake))
+  const aws = await createAwsProvider(fakeAwsProviderOptions(fake, options.kmsTimeoutMillis === undefined ? {} : { kmsTimeoutMillis: options.kmsTimeoutMillis }))
   const kms = new KMS({ region: REGION, endpoint: fake.url, credentials: TEST_CREDENTIALS, maxAttempts: 1 })
   const base = harness(aws, options, async () => {
     kms.destroy()

@@ -1,6 +1,6 @@
 import { KeyringNode, KmsKeyringNode, type EncryptedDataKey, type KmsNodeClientSupplier } from '@aws-crypto/client-node'
 import { NotFoundError, isProviderError, type ProviderError } from '../errors.js'
-import type { EnvelopeKms } from '../types.js'
+import type { CallOptions, EnvelopeKms } from '../types.js'
 
 /** What the keyring calls: generateDataKey, encrypt and decrypt, SDK-shaped. */
 type EsdkKmsClient = Exclude<ReturnType<KmsNodeClientSupplier>, false>
@@ -18,11 +18,11 @@ type DecryptionMaterial = Parameters<KeyringNode['_onDecrypt']>[0]
  * AccessDeniedError with our message, not AWS's text naming the account).
  *
  * For decryption the keyring only unwraps data keys whose key ARN is `keyId`: the envelope layer
- * asks for the keyring of each key ARN a message names.
+ * asks for the keyring of each key ARN a message names. `signal` ends its KMS calls.
  */
-export function kmsEnvelopeKeyring (kms: EnvelopeKms, keyId: string): KeyringNode {
+export function kmsEnvelopeKeyring (kms: EnvelopeKms, keyId: string, signal?: AbortSignal): KeyringNode {
   try {
-    return new KmsEnvelopeKeyring(kms, keyId)
+    return new KmsEnvelopeKeyring(kms, keyId, signal)
   } catch {
     // The Encryption SDK checks the id's form first ("Malformed arn."): KMS answers such an id
     // NotFoundException, as the local provider does.
@@ -39,12 +39,14 @@ export function kmsEnvelopeKeyring (kms: EnvelopeKms, keyId: string): KeyringNod
 class KmsEnvelopeKeyring extends KeyringNode {
   readonly #kms: EnvelopeKms
   readonly #keyId: string
+  readonly #call: CallOptions | undefined
   readonly #encryptor: KmsKeyringNode
 
-  constructor (kms: EnvelopeKms, keyId: string) {
+  constructor (kms: EnvelopeKms, keyId: string, signal: AbortSignal | undefined) {
     super()
     this.#kms = kms
     this.#keyId = keyId
+    this.#call = signal === undefined ? undefined : { signal }
     this.#encryptor = this.#keyring()
   }
 
@@ -64,6 +66,7 @@ class KmsEnvelopeKeyring extends KeyringNode {
 
   #keyring (onFailure?: (error: ProviderError) => void): KmsKeyringNode {
     const kms = this.#kms
+    const call = this.#call
     const watched = async <T>(call: Promise<T>): Promise<T> => {
       try {
         return await call
@@ -74,15 +77,15 @@ class KmsEnvelopeKeyring extends KeyringNode {
     }
     const client: EsdkKmsClient = {
       async generateDataKey ({ KeyId, NumberOfBytes, EncryptionContext }) {
-        const result = await watched(kms.generateDataKey({ keyId: KeyId, ...(NumberOfBytes === undefined ? {} : { numberOfBytes: NumberOfBytes }), ...(EncryptionContext === undefined ? {} : { encryptionContext: EncryptionContext }) }))
+        const result = await watched(kms.generateDataKey({ keyId: KeyId, ...(NumberOfBytes === undefined ? {} : { numberOfBytes: NumberOfBytes }), ...(EncryptionContext === undefined ? {} : { encryptionContext: EncryptionContext }) }, call))
         return { KeyId: result.keyId, Plaintext: result.plaintext, CiphertextBlob: result.ciphertextBlob }
       },
       async encrypt ({ KeyId, Plaintext, EncryptionContext }) {
-        const result = await watched(kms.encrypt({ keyId: KeyId, plaintext: Plaintext, ...(EncryptionContext === undefined ? {} : { encryptionContext: EncryptionContext }) }))
+        const result = await watched(kms.encrypt({ keyId: KeyId, plaintext: Plaintext, ...(EncryptionContext === undefined ? {} : { encryptionContext: EncryptionContext }) }, call))
         return { KeyId: result.keyId, CiphertextBlob: result.ciphertextBlob }
       },
       async decrypt ({ KeyId, CiphertextBlob, EncryptionContext }) {
-        const result = await watched(kms.decrypt({ ciphertextBlob: CiphertextBlob, ...(KeyId === undefined ? {} : { keyId: KeyId }), ...(EncryptionContext === undefined ? {} : { encryptionContext: EncryptionContext }) }))
+        const result = await watched(kms.decrypt({ ciphertextBlob: CiphertextBlob, ...(KeyId === undefined ? {} : { keyId: KeyId }), ...(EncryptionContext === undefined ? {} : { encryptionContext: EncryptionContext }) }, call))
         return { KeyId: result.keyId, Plaintext: result.plaintext }
       }
     }

@@ -3,7 +3,7 @@ import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager'
 import type { STSClient } from '@aws-sdk/client-sts'
 import type { KeyringNode } from '@aws-crypto/client-node'
 import type {
-  BatchGetSecretsResult, CallOptions, DecryptInput, DecryptResult, EncryptInput, EncryptResult, EnvelopeKms,
+  BatchGetSecretsResult, CallOptions, DecryptInput, DecryptResult, EncryptInput, EncryptResult, EnvelopeKeyringOptions,
   GenerateDataKeyInput, GenerateDataKeyResult, GetParameterInput, GetParametersByPathInput,
   GetSecretInput, Parameter, Provider, SecretValue
 } from '../types.js'
@@ -143,10 +143,10 @@ export class AwsProvider implements Provider {
    * The Encryption SDK's KMS keyring for `keyId`, over this provider's KMS calls. Whether the key
    * exists or is enabled is only learnt when the keyring first calls KMS.
    */
-  async envelopeKeyring (keyId: string, kms?: EnvelopeKms): Promise<KeyringNode> {
+  async envelopeKeyring (keyId: string, options?: EnvelopeKeyringOptions): Promise<KeyringNode> {
     // The Encryption SDK is loaded when first needed, not at start.
     const { kmsEnvelopeKeyring } = await import('./keyring.js')
-    return kmsEnvelopeKeyring(kms ?? await this.#kmsOperations.get(), keyId)
+    return kmsEnvelopeKeyring(options?.kms ?? await this.#kmsOperations.get(), keyId, options?.signal)
   }
 
   /**

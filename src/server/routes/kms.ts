@@ -1,4 +1,4 @@
-import type { FastifyPluginCallback, FastifyRequest } from 'fastify'
+import type { FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify'
 import type { Envelope } from '../../envelope/envelope.js'
 import { KeyNotAllowedError } from '../../envelope/errors.js'
 import { AccessDeniedError, InvalidRequestError, NotFoundError, invalidCiphertext } from '../../providers/errors.js'
@@ -250,7 +250,8 @@ export const kmsRoutes: FastifyPluginCallback<KmsRoutesOptions> = (app, options,
     const ciphertext = decodeBase64(request.body.Ciphertext, 'Ciphertext')
     const result = await refusals(request, (await envelope()).decrypt({
       ciphertext,
-      ...(EncryptionContext === undefined ? {} : { encryptionContext: EncryptionContext })
+      ...(EncryptionContext === undefined ? {} : { encryptionContext: EncryptionContext }),
+      signal: clientGone(reply)
     }))
     try {
       return reply.type(JSON_TYPE).send({
@@ -264,6 +265,13 @@ export const kmsRoutes: FastifyPluginCallback<KmsRoutesOptions> = (app, options,
   })
 
   done()
+}
+
+/** Aborts when the connection closes before the answer is written: its client has gone. */
+function clientGone (reply: FastifyReply): AbortSignal {
+  const gone = new AbortController()
+  reply.raw.once('close', () => { if (!reply.raw.writableFinished) gone.abort() })
+  return gone.signal
 }
 
 /** Logs the refusal (the one place a key id is logged above debug) and answers 403. */
