@@ -3,7 +3,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Metric
 import { nodeHttp } from './builtins.js'
 import type { CacheEvent, SecretCache } from './cache/secret-cache.js'
 import { ProviderError } from './providers/errors.js'
-import type { EnvelopeKeyringOptions, Provider } from './providers/types.js'
+import type { BatchGetSecretsResult, EnvelopeKeyringOptions, Provider } from './providers/types.js'
 
 /**
  * The agent's Prometheus metrics, on a registry of its own (so building the app twice in one
@@ -265,7 +265,9 @@ export function instrumentProvider<P extends Provider> (provider: P, metrics: Me
         const end = metrics.upstreamDuration.startTimer({ service, operation })
         try {
           const result: unknown = await (value as (...a: unknown[]) => Promise<unknown>).apply(target, args)
-          metrics.upstreamRequests.inc({ service, operation, outcome: 'success' })
+          // A batch-get that failed for some region answered the others: counted by that failure.
+          const failed = property === 'batchGetSecrets' ? (result as BatchGetSecretsResult).failedCalls?.[0] : undefined
+          metrics.upstreamRequests.inc({ service, operation, outcome: outcomeOf(failed) })
           return result
         } catch (error) {
           metrics.upstreamRequests.inc({ service, operation, outcome: outcomeOf(error) })

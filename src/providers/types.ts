@@ -1,4 +1,5 @@
 import type { KeyringNode } from '@aws-crypto/client-node'
+import type { ProviderError } from './errors.js'
 
 /**
  * What a provider answers. Providers keep no cache and know nothing of HTTP: they return these
@@ -68,6 +69,11 @@ export interface BatchSecretError {
 export interface BatchGetSecretsResult {
   values: SecretValue[]
   errors: BatchSecretError[]
+  /**
+   * The upstream calls that failed as a whole (one per region), their secrets in `errors` with
+   * `whole`: what the upstream metrics count the call by.
+   */
+  failedCalls?: ProviderError[]
 }
 
 export type EncryptionContext = Record<string, string>

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { afterEach, beforeEach, describe, it } from 'node:test'
+import { Metrics } from '../../src/metrics.js'
 import { openAwsApp, type AwsApp } from '../support/aws-app.js'
 
 /** The identity the fake's AWS messages name: none of it may reach a client. */
@@ -239,6 +240,27 @@ describe('aws provider over HTTP: upstream calls, counted at the fake', () => {
     assert.equal(h.fake.count('BatchGetSecretValue'), 1)
     assert.equal(h.fake.count('GetSecretValue'), 0)
     assert.deepEqual([a.headers['x-cache'], b.headers['x-cache']], ['HIT', 'HIT'])
+  })
+
+  it('counts and logs a batch-get\'s failed region, while answering the others\' values', async () => {
+    const metrics = new Metrics('0.0.0-test', { processMetrics: false })
+    const counted = await openAwsApp({ metrics })
+    try {
+      counted.fake.putSecret({ name: 'app/a', secretString: 'A' })
+      const far = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:far-AbCdEf'
+      counted.fake.inject({ kind: 'error500' }, { match: (call) => call.region === 'eu-west-1' })
+
+      const answer = await counted.app.inject({ method: 'GET', url: `/secretsmanager/batch-get?secretId=app/a&secretId=${encodeURIComponent(far)}`, headers: counted.auth })
+
+      assert.equal(answer.statusCode, 200)
+      assert.deepEqual((JSON.parse(answer.body) as { SecretValues: Array<{ Name: string }> }).SecretValues.map((v) => v.Name), ['app/a'])
+      const text = await metrics.registry.metrics()
+      assert.match(text, /secrets_agent_upstream_requests_total\{[^}]*operation="BatchGetSecretValue"[^}]*outcome="error"\} 1/)
+      const warnings = counted.logs().map((line) => JSON.parse(line) as Record<string, unknown>).filter((entry) => entry.level === 40)
+      assert.deepEqual(warnings.map((w) => [w.region, w.type]), [['eu-west-1', 'InternalServiceError']])
+    } finally {
+      await counted.close()
+    }
   })
 
   it('retries a throttled call with the SDK\'s standard retries and succeeds', async () => {

@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
 import { SecretCache, type SecretCacheOptions } from '../../src/cache/secret-cache.js'
 import { createLogger } from '../../src/logger.js'
+import { instrumentProvider, type Metrics } from '../../src/metrics.js'
 import { AwsProvider, type AwsProviderOptions } from '../../src/providers/aws/index.js'
 import { buildApp } from '../../src/server/app.js'
 import { Token } from '../../src/token.js'
@@ -54,6 +55,8 @@ export interface AwsAppOptions {
   parametersTtlSeconds?: number
   /** Overrides of the cache's options (bounds, max stale, backoff, clock). */
   cache?: Partial<SecretCacheOptions>
+  /** Count the provider's calls here, as the agent does (instrumentProvider). */
+  metrics?: Metrics
 }
 
 export interface AwsApp {
@@ -86,7 +89,7 @@ export async function openAwsApp (options: AwsAppOptions = {}): Promise<AwsApp> 
   })
   const token = `test-token-${randomBytes(16).toString('hex')}`
   const app = buildApp({
-    provider,
+    provider: options.metrics === undefined ? provider : instrumentProvider(provider, options.metrics),
     cache,
     token: new Token(token),
     logger,

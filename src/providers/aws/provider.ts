@@ -96,7 +96,7 @@ export class AwsProvider implements Provider {
     }
     this.#secretsManager = secretsManagerClients(settings)
     this.#sts = stsClients(settings)
-    this.#secrets = new SecretsManagerReader(this.#secretsManager, options.secretsManagerTimeoutMillis)
+    this.#secrets = new SecretsManagerReader(this.#secretsManager, options.secretsManagerTimeoutMillis, options.logger)
     // A call racing close() ends as an aborted call does (call.ts).
     const closed = (service: string) => () => new UpstreamTimeoutError(`${service} call was cancelled before it answered: the agent is stopping.`)
     this.#parameters = new OnFirstUse(async () => {

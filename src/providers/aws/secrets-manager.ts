@@ -2,6 +2,7 @@ import {
   BatchGetSecretValueCommand, GetSecretValueCommand, type GetSecretValueCommandOutput,
   type SecretsManagerClient, type SecretValueEntry
 } from '@aws-sdk/client-secrets-manager'
+import type { Logger } from 'pino'
 import type { BatchGetSecretsResult, BatchSecretError, CallOptions, GetSecretInput, SecretValue } from '../types.js'
 import { regionOfArn } from './arn.js'
 import { callAws } from './call.js'
@@ -12,7 +13,8 @@ import { errorForCode, malformedAnswer, toProviderError } from './errors.js'
 export class SecretsManagerReader {
   constructor (
     private readonly clients: RegionalClients<SecretsManagerClient>,
-    private readonly timeoutMs: number
+    private readonly timeoutMs: number,
+    private readonly logger: Pick<Logger, 'warn'>
   ) {}
 
   async getSecret (input: GetSecretInput, options?: CallOptions): Promise<SecretValue> {
@@ -31,7 +33,8 @@ export class SecretsManagerReader {
    * One BatchGetSecretValue per region the ids name (ARNs of other regions go to their own),
    * each followed through NextToken. Per-secret failures come back in `errors`, with our messages.
    * A region whose call fails (a policy that denies it, a region that does not answer) fails its
-   * own ids, each in `errors`, not the others'; only when every region fails does the call.
+   * own ids, each in `errors`, not the others', is logged, and is listed in `failedCalls`; only
+   * when every region fails does the call.
    */
   async batchGetSecrets (secretIds: string[], options?: CallOptions): Promise<BatchGetSecretsResult> {
     return callAws('secretsmanager', this.timeoutMs, options?.signal, async (abortSignal) => {
@@ -40,7 +43,7 @@ export class SecretsManagerReader {
         const region = regionOfArn(id, 'secretsmanager')
         byRegion.set(region, [...(byRegion.get(region) ?? []), id])
       }
-      const result: BatchGetSecretsResult = { values: [], errors: [] }
+      const result: BatchGetSecretsResult = { values: [], errors: [], failedCalls: [] }
       const failures: unknown[] = []
       await Promise.all([...byRegion].map(async ([region, ids]) => {
         const own: BatchGetSecretsResult = { values: [], errors: [] }
@@ -58,6 +61,9 @@ export class SecretsManagerReader {
           if (abortSignal?.aborted === true) throw error
           failures.push(error)
           const failure = toProviderError(error, 'secretsmanager')
+          result.failedCalls?.push(failure)
+          const named = region ?? await this.clients.defaultRegion().catch(() => 'the agent\'s own')
+          this.logger.warn({ region: named, type: failure.code }, 'BatchGetSecretValue failed for one region; its secrets are answered in Errors')
           result.errors.push(...ids.map((secretId) => ({ secretId, errorCode: failure.code, message: failure.message, transient: failure.transient, whole: true })))
           return
         }
