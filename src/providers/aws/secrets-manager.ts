@@ -3,6 +3,7 @@ import {
   type SecretsManagerClient, type SecretValueEntry
 } from '@aws-sdk/client-secrets-manager'
 import type { Logger } from 'pino'
+import type { ProviderError } from '../errors.js'
 import type { BatchGetSecretsResult, BatchSecretError, CallOptions, GetSecretInput, SecretValue } from '../types.js'
 import { regionOfArn } from './arn.js'
 import { callAws } from './call.js'
@@ -43,8 +44,9 @@ export class SecretsManagerReader {
         const region = regionOfArn(id, 'secretsmanager')
         byRegion.set(region, [...(byRegion.get(region) ?? []), id])
       }
-      const result: BatchGetSecretsResult = { values: [], errors: [], failedCalls: [] }
+      const result: BatchGetSecretsResult = { values: [], errors: [] }
       const failures: unknown[] = []
+      const failedCalls: ProviderError[] = []
       await Promise.all([...byRegion].map(async ([region, ids]) => {
         const own: BatchGetSecretsResult = { values: [], errors: [] }
         try {
@@ -61,7 +63,7 @@ export class SecretsManagerReader {
           if (abortSignal?.aborted === true) throw error
           failures.push(error)
           const failure = toProviderError(error, 'secretsmanager')
-          result.failedCalls?.push(failure)
+          failedCalls.push(failure)
           const named = region ?? await this.clients.defaultRegion().catch(() => 'the agent\'s own')
           this.logger.warn({ region: named, type: failure.code }, 'BatchGetSecretValue failed for one region; its secrets are answered in Errors')
           result.errors.push(...ids.map((secretId) => ({ secretId, errorCode: failure.code, message: failure.message, transient: failure.transient, whole: true })))
@@ -71,7 +73,7 @@ export class SecretsManagerReader {
         result.errors.push(...own.errors)
       }))
       if (failures.length > 0 && failures.length === byRegion.size) throw failures[0]
-      return result
+      return failedCalls.length === 0 ? result : { ...result, failedCalls }
     })
   }
 }
