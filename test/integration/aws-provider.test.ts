@@ -102,6 +102,9 @@ describe('AwsProvider: reaching AWS', () => {
     await rejection(provider.encrypt({ keyId: 'arn:aws:kms:ap-south-1:123456789012:key/00000000-0000-0000-0000-000000000000', plaintext: Buffer.from('x') }))
     await provider.batchGetSecrets(['local-name', secretArn])
     await rejection(provider.getSecret({ secretId: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:home-AbCdEf' }))
+    // Other partitions' regions: the European Sovereign Cloud's and an ISO region.
+    await rejection(provider.getSecret({ secretId: 'arn:aws-eusc:secretsmanager:eusc-de-east-1:123456789012:secret:eusc-AbCdEf' }))
+    await rejection(provider.getSecret({ secretId: 'arn:aws-iso-b:secretsmanager:us-isob-east-1:123456789012:secret:iso-AbCdEf' }))
 
     // The two regions of the batch are asked at once: compare without order.
     assert.deepEqual(aws.fake.calls.map((c) => `${c.operation} ${c.region ?? ''}`).sort(), [
@@ -111,7 +114,9 @@ describe('AwsProvider: reaching AWS', () => {
       'GetParameter eu-west-1',
       'GetParameter eu-west-2',
       'GetSecretValue eu-west-1',
-      'GetSecretValue us-east-1'
+      'GetSecretValue eusc-de-east-1',
+      'GetSecretValue us-east-1',
+      'GetSecretValue us-isob-east-1'
     ])
   })
 

@@ -13,7 +13,8 @@ export function regionOfArn (id: string | undefined, service: string): string | 
   if (id === undefined || !id.startsWith('arn:')) return undefined
   const [, partition, arnService, region] = id.split(':', 4)
   if (partition === undefined || partition === '' || arnService !== service) return undefined
-  return region !== undefined && /^[a-z]{2}(-[a-z]+)+-\d+$/.test(region) ? region : undefined
+  // us-east-1, us-gov-west-1, us-isob-east-1, eusc-de-east-1 (the European Sovereign Cloud).
+  return region !== undefined && /^[a-z]{2,4}(-[a-z]+)+-\d+$/.test(region) ? region : undefined
 }
 
 /**
