@@ -315,10 +315,14 @@ describe('AwsProvider: readiness', () => {
     aws.fake.inject({ kind: 'error500' }, { service: 'sts', times: 1 })
     aws.fake.inject({ kind: 'malformed' }, { service: 'sts', times: 1 })
     aws.fake.inject({ kind: 'throttle' }, { service: 'sts', times: 1 })
+    // A proxy's own refusals, in front of STS's XML: not AWS saying the credentials are bad.
+    aws.fake.inject({ kind: 'proxy', status: 407 }, { service: 'sts', times: 1 })
+    aws.fake.inject({ kind: 'proxy', status: 403 }, { service: 'sts', times: 1 })
+    aws.fake.inject({ kind: 'proxy', status: 403, page: true }, { service: 'sts', times: 1 })
 
     await make().checkReady()
 
-    assert.equal(aws.fake.count('GetCallerIdentity'), 4)
+    assert.equal(aws.fake.count('GetCallerIdentity'), 7)
   })
 
   it('skips STS when validate_credentials is off', async () => {

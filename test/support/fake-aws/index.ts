@@ -37,6 +37,9 @@ const MALFORMED_BODIES: Readonly<Record<Protocol, string>> = {
   query: `<GetCallerIdentityResponse xmlns="${STS_NAMESPACE}"><GetCallerIdentityResult><Arn>`
 }
 
+/** What a `proxy` fault with `page` answers: a corporate proxy's refusal. */
+const PROXY_PAGE = '<html><head><title>Access Denied</title></head><body><h1>Access Denied</h1><p>Blocked by policy.</p></body></html>'
+
 export class FakeAws {
   readonly region: string
   readonly accountId: string
@@ -286,7 +289,7 @@ export class FakeAws {
         send(res, fault.status ?? 200, request.protocol === 'json' ? 'application/x-amz-json-1.1' : 'text/xml', MALFORMED_BODIES[request.protocol])
         return
       case 'proxy':
-        send(res, fault.status, 'text/html', '', false)
+        send(res, fault.status, 'text/html', fault.page === true ? PROXY_PAGE : '', false)
         return
       case 'hang':
         // Never answered; close() ends the connection through closeAllConnections().

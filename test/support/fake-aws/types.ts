@@ -38,8 +38,11 @@ export type Fault =
   | { readonly kind: 'reset' }
   /** A body the SDK cannot parse (a proxy's HTML page), with `status` (default 200). */
   | { readonly kind: 'malformed', readonly status?: number }
-  /** A proxy's own answer: `status`, an empty body, and none of AWS's headers (no request id). */
-  | { readonly kind: 'proxy', readonly status: number }
+  /**
+   * A proxy's own answer: `status`, none of AWS's headers (no request id), and an empty body, or
+   * with `page` an HTML one.
+   */
+  | { readonly kind: 'proxy', readonly status: number, readonly page?: boolean }
   | { readonly kind: 'expiredCredentials' }
   | { readonly kind: 'hang' }
 
