@@ -62,7 +62,9 @@ export const SETTINGS: readonly SettingSpec[] = [
   { key: 'token_file_mode', type: { kind: 'string', pattern: /^0?[0-7]{3}$/, describe: 'an octal file mode such as 0640' }, default: '0640', doc: 'Mode of a generated token file (octal).' },
   { key: 'ssrf_headers', type: list, default: ['X-Aws-Parameters-Secrets-Token', 'X-Vault-Token'], doc: 'Request headers that may carry the token, in order.' },
   { key: 'ssrf_env_variables', type: list, default: ['AWS_TOKEN', 'AWS_SESSION_TOKEN', 'AWS_CONTAINER_AUTHORIZATION_TOKEN'], doc: 'Environment variables the token is read from, first found; a value `file:///path` names a file.' },
-  { key: 'path_prefix', type: { kind: 'string', pattern: /^\/[A-Za-z0-9_\-/]*\/$/, describe: 'a path starting and ending with /' }, default: '/v1/', doc: 'Prefix of the `GET <prefix><secretId>` route.' },
+  // As the Secrets Manager Agent reads it: whatever follows the prefix is the id, so `/v1` serves
+  // `GET /v1/prod/db` as the secret `/prod/db`, and `/v1/` as `prod/db`.
+  { key: 'path_prefix', type: { kind: 'string', pattern: /^\/[A-Za-z0-9_\-/]*$/, describe: 'a path starting with /' }, default: '/v1/', doc: 'Prefix of the `GET <prefix><secretId>` route; the rest of the path is the id.' },
   { key: 'max_conn', type: int(1, 10000), default: 800, doc: 'Inbound connections held open at once; more are answered 429.' },
 
   { key: 'cache_enabled', type: bool, default: true, env: ['PARAMETERS_SECRETS_EXTENSION_CACHE_ENABLED'], doc: 'false: every read goes upstream (still coalesced).' },

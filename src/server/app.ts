@@ -29,7 +29,7 @@ export interface AppOptions {
   logger: Logger
   /** Header names that may carry the token, in order. */
   tokenHeaders: readonly string[]
-  /** Prefix of the `GET <prefix><secretId>` route, with both slashes (`/v1/`). */
+  /** Prefix of the `GET <prefix><secretId>` route (`/v1/`); the rest of the path is the id. */
   pathPrefix?: string
   secretsTtlMs: number
   parametersTtlMs: number

@@ -432,6 +432,19 @@ describe('GET /v1/{secretId}', () => {
     assert.equal(response.statusCode, 404)
     assert.equal(json(response).__type, 'ResourceNotFoundException')
   })
+
+  it('takes all that follows a path_prefix without its trailing slash as the id, as the Secrets Manager Agent does', async (t) => {
+    const storeText = 'secrets:\n  /prod/db: with-slash-Q1\n  prod/db: without-slash-Q2\n'
+    const bare = await open(t, { storeText, pathPrefix: '/v1' })
+    const slashed = await open(t, { storeText })
+
+    const leading = await get(bare, '/v1/prod/db')
+    const plain = await get(slashed, '/v1/prod/db')
+
+    assert.equal(json(leading).Name, '/prod/db')
+    assert.equal(json(leading).SecretString, 'with-slash-Q1')
+    assert.equal(json(plain).Name, 'prod/db')
+  })
 })
 
 describe('GET /secretsmanager/batch-get', () => {

@@ -138,6 +138,8 @@ export interface LocalAppOptions {
   allow?: AllowList
   /** `AppOptions.maxConnections`; the app's default when omitted. */
   maxConnections?: number
+  /** `AppOptions.pathPrefix`; `/v1/` when omitted. */
+  pathPrefix?: string
 }
 
 export interface LocalApp {
@@ -208,7 +210,8 @@ export async function openLocalApp (options: LocalAppOptions = {}): Promise<Loca
     ...(options.fastPath === undefined ? {} : { fastPath: options.fastPath }),
     ...(options.metrics === undefined ? {} : { metrics: options.metrics }),
     ...(options.allow === undefined ? {} : { allow: options.allow }),
-    ...(options.maxConnections === undefined ? {} : { maxConnections: options.maxConnections })
+    ...(options.maxConnections === undefined ? {} : { maxConnections: options.maxConnections }),
+    ...(options.pathPrefix === undefined ? {} : { pathPrefix: options.pathPrefix })
   })
   let temp = 0
 

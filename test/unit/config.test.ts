@@ -119,6 +119,11 @@ describe('loadConfig', () => {
     }
   })
 
+  it('takes a path_prefix with or without its trailing slash, as the Secrets Manager Agent does', async () => {
+    assert.equal((await loadConfig({ env: { SECRETS_AGENT_PATH_PREFIX: '/v1' } })).config.pathPrefix, '/v1')
+    assert.equal((await loadConfig({ env: { SECRETS_AGENT_PATH_PREFIX: '/secrets/' } })).config.pathPrefix, '/secrets/')
+  })
+
   describe('stops the start with a message naming the key and the allowed range', () => {
     const cases: Array<[string, NodeJS.ProcessEnv, RegExp]> = [
       ['a port out of range', { SECRETS_AGENT_HTTP_PORT: '70000' }, /http_port \(from SECRETS_AGENT_HTTP_PORT\).*"70000".*whole number from 0 to 65535/],
@@ -128,7 +133,7 @@ describe('loadConfig', () => {
       ['a cache size over our superset', { SECRETS_AGENT_CACHE_SIZE: '100001' }, /cache_size .*0 to 100000/],
       ['an unknown log level', { SECRETS_AGENT_LOG_LEVEL: 'loud' }, /log_level .*one of trace, debug, info, warn, error, none/],
       ['a bad boolean', { SECRETS_AGENT_ALLOW_REMOTE: 'maybe' }, /allow_remote .*true or false/],
-      ['a bad path prefix', { SECRETS_AGENT_PATH_PREFIX: 'v1' }, /path_prefix .*a path starting and ending with \//],
+      ['a bad path prefix', { SECRETS_AGENT_PATH_PREFIX: 'v1' }, /path_prefix .*a path starting with \//],
       ['a metrics port out of range', { SECRETS_AGENT_METRICS_LISTEN: '127.0.0.1:99999' }, /metrics_listen .*"127.0.0.1:99999".*HOST:PORT, the port a whole number from 0 to 65535/],
       ['a bad token file mode', { SECRETS_AGENT_TOKEN_FILE_MODE: '999' }, /token_file_mode .*octal/],
       ['an unknown SECRETS_AGENT_ variable', { SECRETS_AGENT_CACHE_SIZ: '5' }, /unknown environment variable SECRETS_AGENT_CACHE_SIZ/]
