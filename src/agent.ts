@@ -4,6 +4,7 @@ import { homedir } from 'node:os'
 import { dirname, join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
+import { backoffMs } from './backoff.js'
 import { SecretCache } from './cache/secret-cache.js'
 import { ConfigError, type AgentConfig } from './config/index.js'
 import { pathExists, writeFileAtomic } from './providers/local/atomic.js'
@@ -77,7 +78,7 @@ async function providerReady (provider: Provider, readiness: AgentReadiness, log
     } catch (error) {
       if (signal.aborted) return false
       const reason = error instanceof Error ? error.message : 'unknown error'
-      const retryInMs = Math.min(READY_RETRY_MS[1], READY_RETRY_MS[0] * 2 ** Math.min(attempt, 20))
+      const retryInMs = backoffMs(attempt, ...READY_RETRY_MS)
       readiness.set({ ready: false, reason: 'The provider is not ready: ' + reason })
       // Said once per reason, not at every check.
       if (reason !== shown) logger.error({ err: { message: reason }, retryInMs }, 'provider not ready; checking again')

@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks'
 import { LRUCache } from 'lru-cache'
+import { backoffMs, jittered } from '../backoff.js'
 import { NotFoundError, isProviderError, type ProviderError } from '../providers/errors.js'
 import { Slabs } from './slabs.js'
 
@@ -404,8 +405,7 @@ export class SecretCache {
 
   /** Capped exponential backoff with full jitter over the upper half. */
   #backoff (failures: number): number {
-    const ceiling = Math.min(this.#options.backoffMaxMs, this.#options.backoffBaseMs * 2 ** Math.min(failures - 1, 30))
-    return ceiling / 2 + (ceiling / 2) * this.#random()
+    return jittered(backoffMs(failures - 1, this.#options.backoffBaseMs, this.#options.backoffMaxMs), this.#random)
   }
 
   async #uncached<V> (key: string, load: Loader<V>): Promise<CacheResult<V>> {

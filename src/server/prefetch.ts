@@ -1,5 +1,6 @@
 import { setTimeout as wait } from 'node:timers/promises'
 import type { Logger } from 'pino'
+import { backoffMs, jittered } from '../backoff.js'
 import { isProviderError } from '../providers/errors.js'
 import type { Reads } from './reads.js'
 
@@ -61,7 +62,7 @@ export async function prefetch (reads: Reads, list: PrefetchList, options: Prefe
           return 'timedOut' as const
         }
         // The last retry lands on the deadline rather than past it.
-        const delay = Math.min(cap, base * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2)
+        const delay = jittered(backoffMs(attempt - 1, base, cap))
         await sleep(Math.min(delay, remaining), options.signal)
       }
     }

@@ -1,6 +1,7 @@
 import { GetCallerIdentityCommand, type STSClient } from '@aws-sdk/client-sts'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from 'pino'
+import { backoffMs } from '../../backoff.js'
 import { CredentialsError, isProviderError, type ProviderError } from '../errors.js'
 import { callAws } from './call.js'
 import type { RegionalClients } from './clients.js'
@@ -38,7 +39,7 @@ export async function checkCredentials (options: CredentialsCheckOptions, signal
       const error = isProviderError(caught) ? caught : toProviderError(caught, 'sts')
       if (signal.aborted) throw new NotReadyError('The provider was closed before its credentials were checked.', { cause: error })
       if (!retryable(error)) throw new NotReadyError(reasonFor(error), { cause: error })
-      const pause = Math.min(longest, first * 2 ** Math.min(attempt, 20))
+      const pause = backoffMs(attempt, first, longest)
       options.logger.warn({ code: error.code, retryInMs: pause }, 'checking AWS credentials failed transiently; retrying')
       await sleep(pause, undefined, { signal, ref: false }).catch(() => {})
     }
