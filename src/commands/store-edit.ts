@@ -64,7 +64,14 @@ class YamlStore implements StoreDocument {
   }
 
   toString (): string {
-    return this.#doc.toString()
+    try {
+      return this.#doc.toString()
+    } catch (error) {
+      // The one way a parsed document fails to print: the edit removed an anchor (&name) that
+      // another entry still refers to (*name).
+      const detail = error instanceof Error && /alias/i.test(error.message) ? 'it would remove a YAML anchor (&name) that another entry refers to (*name)' : 'it could not be written back'
+      throw new StoreFormatError(`the edit was not made: ${detail}; edit the file by hand.`)
+    }
   }
 
   /** The `secrets:` or `parameters:` mapping; made (block style) when `create` and absent or empty. */

@@ -2,15 +2,15 @@ import { randomUUID } from 'node:crypto'
 import { mkdir, readFile } from 'node:fs/promises'
 import { basename, dirname } from 'node:path'
 import { ConfigError } from '../config/index.js'
-import { writeFileAtomic } from '../providers/local/atomic.js'
+import { FileLockedError, withFileLock, writeFileAtomic } from '../providers/local/atomic.js'
 import { InvalidRequestError, NotFoundError } from '../providers/errors.js'
 import { KeyFileError, LocalKms } from '../providers/local/kms.js'
-import { parseStore, StoreFormatError } from '../providers/local/store.js'
+import { parseStore, StoreFormatError, type StoreModel } from '../providers/local/store.js'
 import type { ParameterType } from '../providers/types.js'
 import { clientConfig } from './agent-client.js'
 import { CommandError, fail, parseCommand, writeOut, type Values } from './common.js'
 import { EXIT } from './exit.js'
-import { addParameterVersion, addSecretVersion, jsonProblem, listEntries, openStoreDocument, type EntryKind, type SecretContent } from './store-edit.js'
+import { addParameterVersion, addSecretVersion, jsonProblem, listEntries, openStoreDocument, type EntryKind, type SecretContent, type StoreDocument } from './store-edit.js'
 
 export const STORE_HELP = `Usage: secrets-agent store set secret NAME VALUE|- [--stage S]
        secrets-agent store set secret NAME --json JSON|- [--stage S]
@@ -23,8 +23,9 @@ export const STORE_HELP = `Usage: secrets-agent store set secret NAME VALUE|- [-
        secrets-agent store key enable|disable KEY
 
 Edits the local store file (the one dev and serve --provider local read). A running agent
-picks the change up at once. Writes are atomic (a temp file renamed over the store, mode 0600);
-an edit that would make the store invalid leaves the file untouched. Comments elsewhere in a
+picks the change up at once. Writes are atomic (a temp file renamed over the store, mode 0600)
+and take turns under a lock file beside it (STORE.lock); a symlinked store keeps its link. An
+edit that would make the store invalid leaves the file untouched. Comments elsewhere in a
 YAML store are kept.
 
 set secret      adds a version, as Secrets Manager's PutSecretValue: it takes the stage
@@ -89,7 +90,7 @@ export async function runStore (args: string[], env: NodeJS.ProcessEnv): Promise
     if (error instanceof CommandError) return fail('store', error.code, error.message)
     if (error instanceof ConfigError || error instanceof StoreFormatError || error instanceof InvalidRequestError) return fail('store', EXIT.usage, error.message)
     if (error instanceof NotFoundError) return fail('store', EXIT.notFound, error.message)
-    if (error instanceof KeyFileError) return fail('store', EXIT.failure, error.message)
+    if (error instanceof KeyFileError || error instanceof FileLockedError) return fail('store', EXIT.failure, error.message)
     throw error
   }
 }
@@ -157,32 +158,46 @@ async function remove (file: string, rest: string[], values: Values): Promise<nu
   onlyFlags(values, [], 'delete')
   const [kind, name, ...extra] = rest
   if (!isKind(kind) || name === undefined || extra.length > 0) throw new CommandError(EXIT.usage, 'usage: store delete secret|parameter NAME')
-  const text = await readStore(file)
-  if (text === null) throw new CommandError(EXIT.notFound, `no store at ${file}`)
-  parseStore(text, REGION, file)
-  const doc = openStoreDocument(text, file)
-  if (!doc.delete(kind, name)) throw new CommandError(EXIT.notFound, `no ${kind} ${JSON.stringify(name)} in ${file}`)
-  await save(file, doc.toString())
+  await edit(file, (text, doc) => {
+    if (text === null) throw new CommandError(EXIT.notFound, `no store at ${file}`)
+    if (!doc.delete(kind, name)) throw new CommandError(EXIT.notFound, `no ${kind} ${JSON.stringify(name)} in ${file}`)
+  })
   await writeOut(`deleted ${kind} ${name} from ${file}\n`)
   return EXIT.ok
+}
+
+/**
+ * One edit of the store: read, change, check, write, under the store's lock so that edits from
+ * several processes take turns. The store must be valid before the edit (so that an edit never
+ * hides an earlier mistake) and after it (else the file is left as it was).
+ */
+async function edit (file: string, change: (text: string | null, doc: StoreDocument, model: StoreModel) => void): Promise<void> {
+  await mkdir(dirname(file), { recursive: true, mode: 0o700 })
+  await withFileLock(file, async () => {
+    const text = await readStore(file)
+    const model = text === null ? parseStore('{}', REGION, 'new.json') : parseStore(text, REGION, file)
+    const doc = openStoreDocument(text ?? '', file)
+    change(text, doc, model)
+    const next = doc.toString()
+    parseStore(next, REGION, file)
+    await save(file, next)
+  })
 }
 
 async function set (file: string, rest: string[], values: Values): Promise<number> {
   const [kind, name, given, ...extra] = rest
   if (!isKind(kind) || name === undefined || extra.length > 0) throw new CommandError(EXIT.usage, 'usage: store set secret|parameter NAME VALUE (secrets-agent store --help)')
-  // A missing store is made; an existing one must be valid before the edit too, so that an
-  // edit never hides an earlier mistake.
-  const text = await readStore(file)
-  const model = text === null ? parseStore('{}', REGION, 'new.json') : parseStore(text, REGION, file)
-  const doc = openStoreDocument(text ?? '', file)
+  // The value is read first (stdin may take a while): the store's lock is held only for the edit.
   const now = new Date()
-  let done: string
+  let done = ''
   if (kind === 'secret') {
     onlyFlags(values, ['stage', 'json', 'binary-file'], 'set secret')
     const content = await secretContent(given, values)
     const stage = typeof values.stage === 'string' ? values.stage : 'AWSCURRENT'
     const versionId = randomUUID()
-    doc.set('secret', name, addSecretVersion(doc.get('secret', name), model.secrets.get(name), content, stage, versionId, now))
+    await edit(file, (_text, doc, model) => {
+      doc.set('secret', name, addSecretVersion(doc.get('secret', name), model.secrets.get(name), content, stage, versionId, now))
+    })
     done = `secret ${name}: new version ${versionId} at ${stage}`
   } else {
     onlyFlags(values, ['type', 'label'], 'set parameter')
@@ -192,12 +207,11 @@ async function set (file: string, rest: string[], values: Values): Promise<numbe
     const value = given === '-' ? await readStdinText() : given
     if (value === '') throw new CommandError(EXIT.usage, 'a parameter value must not be empty')
     const label = typeof values.label === 'string' ? values.label : undefined
-    doc.set('parameter', name, addParameterVersion(doc.get('parameter', name), value, type as ParameterType | undefined, label, now))
-    done = `parameter ${name}: new version ${(model.parameters.get(name)?.versions.length ?? 0) + 1}${label === undefined ? '' : ` labelled ${label}`}`
+    await edit(file, (_text, doc, model) => {
+      doc.set('parameter', name, addParameterVersion(doc.get('parameter', name), value, type as ParameterType | undefined, label, now))
+      done = `parameter ${name}: new version ${(model.parameters.get(name)?.versions.length ?? 0) + 1}${label === undefined ? '' : ` labelled ${label}`}`
+    })
   }
-  const next = doc.toString()
-  parseStore(next, REGION, file)
-  await save(file, next)
   await writeOut(`${done} (${file})\n`)
   return EXIT.ok
 }
@@ -242,7 +256,8 @@ async function readStore (file: string): Promise<string | null> {
     return await readFile(file, 'utf8')
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null
-    throw new CommandError(EXIT.failure, `cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`)
+    // A store the settings point at but that cannot be read is a configuration problem.
+    throw new CommandError(EXIT.usage, `cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`)
   }
 }
 

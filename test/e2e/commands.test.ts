@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { lstat, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, relative } from 'node:path'
@@ -355,6 +355,45 @@ describe('secrets-agent health, get and store', () => {
       ])
       assert.deepEqual([taken.code, unknown.code, reserved.code], [EXIT.usage, EXIT.notFound, EXIT.usage])
       for (const result of [taken, unknown, reserved]) assert.match(result.stderr, /^secrets-agent store: .+\n$/)
+    })
+
+    it('keeps every edit of edits made at once, and edits the file a symlinked store names', async () => {
+      const real = join(dir, 'dotfiles', 'store.yaml')
+      const link = join(dir, 'linked', 'store.yaml')
+      await mkdir(join(dir, 'dotfiles'), { recursive: true })
+      await mkdir(join(dir, 'linked'), { recursive: true })
+      await writeFile(real, 'secrets:\n  first: one\n', { mode: 0o600 })
+      await symlink(real, link)
+      const store = ['--store', link]
+
+      const edits = await Promise.all([
+        ...Array.from({ length: 5 }, async (_, i) => run(['store', 'set', 'secret', `s${i}`, `v${i}`, ...store])),
+        ...Array.from({ length: 3 }, async (_, i) => run(['store', 'key', 'create', '--alias', `alias/k${i}`, ...store]))
+      ])
+      const [secrets, keys] = await Promise.all([run(['store', 'list', ...store]), run(['store', 'key', 'list', ...store])])
+
+      for (const edit of edits) assert.equal(edit.code, EXIT.ok, edit.stderr)
+      for (let i = 0; i < 5; i++) assert.match(secrets.stdout.toString(), new RegExp(`^secret +s${i} `, 'm'))
+      for (let i = 0; i < 3; i++) assert.match(keys.stdout.toString(), new RegExp(` alias/k${i}(\\s|$)`, 'm'))
+      assert.ok((await lstat(link)).isSymbolicLink(), 'the link stays a link')
+      assert.match(await readFile(real, 'utf8'), /^ {2}s4:$/m)
+    })
+
+    it('refuses, exit 2, an edit that would break a YAML alias, and a store path that is a directory', async () => {
+      const file = join(dir, 'anchored.yaml')
+      const text = 'secrets:\n  dev/a: &pw hunter2\n  dev/b: *pw\n'
+      await writeFile(file, text, { mode: 0o600 })
+
+      const [removed, unreadable] = await Promise.all([
+        run(['store', 'delete', 'secret', 'dev/a', '--store', file]),
+        run(['store', 'list', '--store', dir])
+      ])
+
+      assert.equal(removed.code, EXIT.usage, removed.stderr)
+      assert.match(removed.stderr, /^secrets-agent store: .*anchor.*\n$/)
+      assert.ok(!removed.stderr.includes('hunter2'))
+      assert.equal(await readFile(file, 'utf8'), text)
+      assert.equal(unreadable.code, EXIT.usage, unreadable.stderr)
     })
 
     it('creates a missing store file with mode 0600, using the default path', async () => {

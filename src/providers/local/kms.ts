@@ -13,7 +13,7 @@ import type {
   GenerateDataKeyResult,
   Provider
 } from '../types.js'
-import { writeFileAtomic } from './atomic.js'
+import { withFileLock, writeFileAtomic } from './atomic.js'
 
 /** The local default key, under which SecureString parameters are encrypted (as in AWS). */
 export const SSM_DEFAULT_KEY_ALIAS = 'alias/aws/ssm'
@@ -106,9 +106,9 @@ interface KeyRing {
  * context, sorted by key and length-prefixed (see `encodeContext`), so a ciphertext only opens
  * under the context it was made with.
  *
- * Writes (`createKey`, `setEnabled`) and `reload` are serialised within the process; each write
- * re-reads the file first so that keys another process (the CLI) added are kept. Two processes
- * writing at the same instant are not coordinated: the last rename wins.
+ * Writes (`createKey`, `setEnabled`) and `reload` are serialised within the process, and writes
+ * take the key file's lock (`withFileLock`) against other processes; each write re-reads the
+ * file first so that keys another process (the CLI) added are kept.
  */
 export class LocalKms implements Pick<Provider, 'encrypt' | 'decrypt' | 'generateDataKey'> {
   /** Absolute path of the key file. */
@@ -294,9 +294,12 @@ export class LocalKms implements Pick<Provider, 'encrypt' | 'decrypt' | 'generat
     return run
   }
 
-  /** Read, change, write, in turn: the file is the truth, so another process's keys survive. */
+  /**
+   * Read, change, write, in turn, under the key file's lock: the file is the truth, so keys
+   * another process (the CLI, another agent) adds at the same moment survive.
+   */
   #update<T> (change: (ring: KeyRing) => T): Promise<T> {
-    return this.#serialised(async () => {
+    return this.#serialised(async () => withFileLock(this.keyFile, async () => {
       const ring = await readKeyRing(this.keyFile)
       if (ring === undefined) throw new KeyFileError(this.keyFile, 'no longer exists; nothing was changed.')
       try {
@@ -308,7 +311,7 @@ export class LocalKms implements Pick<Provider, 'encrypt' | 'decrypt' | 'generat
         zeroRing(ring)
         throw error
       }
-    })
+    }))
   }
 }
 
