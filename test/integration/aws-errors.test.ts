@@ -169,6 +169,15 @@ describe('aws provider over HTTP: AWS errors become the statuses of DESIGN §2',
     assert.equal(slowPage.__type, 'UpstreamTimeoutException')
   })
 
+  it('stops a get-by-path walk whose answer would keep it going for ever, with 502', async () => {
+    const loop = h.fake.inject({ kind: 'answer', body: { Parameters: [], NextToken: 'again' } }, { operation: 'GetParametersByPath' })
+
+    const answer = errorOf(await get('/systemsmanager/parameters/get-by-path?path=/app'), 502)
+
+    assert.equal(answer.__type, 'UnexpectedResponse')
+    assert.equal(loop.hits, 2, 'the second page repeats the first page\'s token')
+  })
+
   it('answers 400 for what AWS refuses as invalid', async () => {
     h.fake.putSecret({ name: 'app/retired', secretString: 'v' })
     h.fake.deleteSecret('app/retired', { recoveryWindow: true })

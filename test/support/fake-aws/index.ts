@@ -291,6 +291,9 @@ export class FakeAws {
       case 'proxy':
         send(res, fault.status, 'text/html', fault.page === true ? PROXY_PAGE : '', false)
         return
+      case 'answer':
+        sendJson(res, fault.body)
+        return
       case 'hang':
         // Never answered; close() ends the connection through closeAllConnections().
     }

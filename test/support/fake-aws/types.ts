@@ -44,6 +44,8 @@ export type Fault =
    */
   | { readonly kind: 'proxy', readonly status: number, readonly page?: boolean }
   | { readonly kind: 'expiredCredentials' }
+  /** A well-formed answer of the test's own (JSON services), 200, with AWS's headers. */
+  | { readonly kind: 'answer', readonly body: unknown }
   | { readonly kind: 'hang' }
 
 export interface InjectOptions {
