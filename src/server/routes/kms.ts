@@ -246,12 +246,14 @@ export const kmsRoutes: FastifyPluginCallback<KmsRoutesOptions> = (app, options,
       }
     }
   }, async (request, reply) => {
+    // Watched from the start: loading the Encryption SDK on first use takes a while.
+    const signal = clientGone(reply)
     const { EncryptionContext } = request.body
     const ciphertext = decodeBase64(request.body.Ciphertext, 'Ciphertext')
     const result = await refusals(request, (await envelope()).decrypt({
       ciphertext,
       ...(EncryptionContext === undefined ? {} : { encryptionContext: EncryptionContext }),
-      signal: clientGone(reply)
+      signal
     }))
     try {
       return reply.type(JSON_TYPE).send({
@@ -269,8 +271,10 @@ export const kmsRoutes: FastifyPluginCallback<KmsRoutesOptions> = (app, options,
 
 /** Aborts when the connection closes before the answer is written: its client has gone. */
 function clientGone (reply: FastifyReply): AbortSignal {
+  const response = reply.raw
+  if (response.destroyed) return AbortSignal.abort()
   const gone = new AbortController()
-  reply.raw.once('close', () => { if (!reply.raw.writableFinished) gone.abort() })
+  response.once('close', () => { if (!response.writableEnded) gone.abort() })
   return gone.signal
 }
 
