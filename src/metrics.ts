@@ -240,6 +240,7 @@ export function outcomeOf (error: unknown): string {
       case 'InvalidRequestError': return 'invalid'
       case 'ThrottledError': return 'throttled'
       case 'UpstreamTimeoutError': return 'timeout'
+      case 'CancelledError': return 'cancelled'
       default: return 'error'
     }
   }

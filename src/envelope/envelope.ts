@@ -3,7 +3,7 @@ import {
   NodeCachingMaterialsManager, type KeyringNode, type NodeAlgorithmSuite, type NodeMaterialsManager
 } from '@aws-crypto/client-node'
 import type { AgentConfig } from '../config/index.js'
-import { InvalidRequestError, UpstreamTimeoutError, isProviderError } from '../providers/errors.js'
+import { CancelledError, InvalidRequestError, UpstreamTimeoutError, isProviderError } from '../providers/errors.js'
 import { AGENT_DEFAULT_KEY_ALIAS } from '../providers/local/kms.js'
 import type { EncryptionContext, Provider } from '../providers/types.js'
 import { KeyNotAllowedError, keyIdsOf, MessageKeyring } from './message-keyring.js'
@@ -179,7 +179,7 @@ export class Envelope {
       output = await this.#client.decrypt(this.#decryptor(signal), input.ciphertext)
     } catch (error) {
       if (deadline?.aborted === true) throw new UpstreamTimeoutError(`KMS did not open the message's data key within ${this.#timeoutMs} ms.`, { cause: error })
-      if (input.signal?.aborted === true) throw new UpstreamTimeoutError('The decrypt was cancelled: its client has gone.', { cause: error })
+      if (input.signal?.aborted === true) throw new CancelledError('The decrypt was cancelled: its client has gone.', { cause: error })
       if (isProviderError(error)) throw error
       throw invalidMessage()
     }

@@ -101,11 +101,19 @@ export class UpstreamError extends ProviderError {
 
 /** Upstream did not answer within the configured timeout. */
 export class UpstreamTimeoutError extends ProviderError {
-  override readonly name = 'UpstreamTimeoutError'
+  override readonly name: string = 'UpstreamTimeoutError'
   readonly transient = true
   constructor (message = 'The upstream service did not answer in time.', options?: ProviderErrorOptions) {
     super(message, 'UpstreamTimeoutException', options)
   }
+}
+
+/**
+ * The call was ended by its caller before upstream answered (the agent stopping, the cache
+ * dropping the value it was for, a client gone): answered as a timeout, counted apart from one.
+ */
+export class CancelledError extends UpstreamTimeoutError {
+  override readonly name: string = 'CancelledError'
 }
 
 export function isProviderError (error: unknown): error is ProviderError {

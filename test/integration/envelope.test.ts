@@ -297,9 +297,10 @@ describe('POST /envelope/* on the aws provider (fake AWS), through its own envel
     assert.ok(h.fake.count('Decrypt') <= 2, `${h.fake.count('Decrypt')} Decrypt calls`)
   })
 
-  it('stops trying a message\'s keys once its client has gone', async () => {
+  it('stops trying a message\'s keys once its client has gone, counting the call as cancelled', async () => {
     const TIMEOUT_MS = 300
-    await open({ kmsTimeoutMillis: TIMEOUT_MS })
+    const metrics = new Metrics('0.0.0-test', { processMetrics: false })
+    await open({ kmsTimeoutMillis: TIMEOUT_MS, metrics })
     const Ciphertext = await messageUnderKeys(10)
     h.fake.inject({ kind: 'hang' }, { operation: 'Decrypt' })
     const address = await h.app.listen({ host: '127.0.0.1', port: 0 })
@@ -318,6 +319,7 @@ describe('POST /envelope/* on the aws provider (fake AWS), through its own envel
     await setTimeout(2.5 * TIMEOUT_MS)
 
     assert.equal(h.fake.count('Decrypt'), 1)
+    assert.match(await metrics.registry.metrics(), /secrets_agent_upstream_requests_total\{[^}]*operation="Decrypt"[^}]*outcome="cancelled"\} 1\n/)
   })
 
   it('reuses one data key across requests when caching is on, and wraps one per request when off', async () => {

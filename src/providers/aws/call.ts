@@ -1,4 +1,4 @@
-import { UpstreamTimeoutError, type ProviderError } from '../errors.js'
+import { CancelledError, UpstreamTimeoutError, type ProviderError } from '../errors.js'
 import { SERVICE_NAMES, toProviderError, type AwsService } from './errors.js'
 
 /**
@@ -21,7 +21,7 @@ export async function callAws<T> (
     return await raceAbort(operation(signal), signal)
   } catch (error) {
     if (deadline?.aborted === true) throw timeoutError(service, `did not answer within ${timeoutMs} ms`, error)
-    if (callerSignal?.aborted === true) throw timeoutError(service, 'call was cancelled before it answered', error)
+    if (callerSignal?.aborted === true) throw new CancelledError(`${SERVICE_NAMES[service]} call was cancelled before it answered.`, { cause: error })
     throw toProviderError(error, service)
   }
 }

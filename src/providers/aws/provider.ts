@@ -8,7 +8,7 @@ import type {
   GetSecretInput, Parameter, Provider, SecretValue
 } from '../types.js'
 import { secretsManagerClients, stsClients, type ClientSettings, type RegionalClients } from './clients.js'
-import { UpstreamTimeoutError } from '../errors.js'
+import { CancelledError } from '../errors.js'
 import { checkCredentials } from './credentials-check.js'
 import { readCaBundle } from './http-handler.js'
 import { sdkLogger } from './sdk-logger.js'
@@ -98,7 +98,7 @@ export class AwsProvider implements Provider {
     this.#sts = stsClients(settings)
     this.#secrets = new SecretsManagerReader(this.#secretsManager, options.secretsManagerTimeoutMillis, options.logger)
     // A call racing close() ends as an aborted call does (call.ts).
-    const closed = (service: string) => () => new UpstreamTimeoutError(`${service} call was cancelled before it answered: the agent is stopping.`)
+    const closed = (service: string) => () => new CancelledError(`${service} call was cancelled before it answered: the agent is stopping.`)
     this.#parameters = new OnFirstUse(async () => {
       const { ParameterStoreReader, ssmClients } = await import('./ssm.js')
       const clients = ssmClients(settings)
