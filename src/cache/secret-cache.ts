@@ -111,6 +111,7 @@ export class SecretCache {
   readonly #enabled: boolean
   /** Whether `#now` is performance.now() (not a test's fake clock). */
   readonly #realClock: boolean
+  #purging = false
 
   constructor (options: SecretCacheOptions) {
     this.#now = options.now ?? (() => performance.now())
@@ -379,7 +380,22 @@ export class SecretCache {
 
   /** `value` with its body moved into the slabs, for an entry the cache keeps. */
   #stored<V> (value: Cached<V>): Cached<V> {
-    return { body: this.#slabs.store(value.body, () => this.#held()), value: value.value }
+    return { body: this.#slabs.store(value.body, () => { this.#purgeSoon(); return this.#held() }), value: value.value }
+  }
+
+  /**
+   * Drops, once the current fetch has been stored, the entries past their hard end of life. lru-cache
+   * keeps them until they are read or evicted, and its iteration skips them, so the slabs' look
+   * cannot see their bodies: each could hold a whole slab. Not now: the fetch being stored may be
+   * for such an entry, and dropping it would give the fetch up.
+   */
+  #purgeSoon (): void {
+    if (this.#purging) return
+    this.#purging = true
+    setImmediate(() => {
+      this.#purging = false
+      this.#lru.purgeStale()
+    }).unref()
   }
 
   /** Every entry held, those being refreshed included (lru-cache's values() leaves them out). */

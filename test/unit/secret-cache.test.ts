@@ -360,6 +360,24 @@ describe('SecretCache', () => {
   })
 })
 
+describe('SecretCache, entries past their end of life', () => {
+  it('lets go of values past their hard end once new values fill slabs, rather than holding them until evicted', async () => {
+    const { clock, cache } = setup({ maxEntries: 10_000, maxBytes: 64 * 1024 * 1024, maxStaleMs: 0 })
+    const upstream = new Upstream(clock, 4000)
+    for (let i = 0; i < 200; i++) await cache.get(`read-once-${i}`, upstream.load, { ttlMs: TTL })
+    await clock.advance(TTL + 1)
+    const held = cache.size
+
+    // Enough new bodies (a dozen slabs of 256 KiB) for the slabs to look at what the cache holds.
+    for (let i = 0; i < 800; i++) await cache.get(`fresh-${i}`, upstream.load, { ttlMs: TTL })
+    await new Promise((resolve) => setImmediate(resolve))
+
+    assert.equal(held, 200)
+    assert.equal(cache.size, 800, 'only the live values are held')
+    assert.ok(cache.bytes < 900 * 4000, `${cache.bytes} bytes counted`)
+  })
+})
+
 describe('SecretCache, when its entry goes while a reader waits on upstream', () => {
   it('answers every reader of a cache of one entry, though each new key evicts the fetch before it', async () => {
     const { clock, cache, upstream } = setup({ maxEntries: 1 })
