@@ -112,6 +112,8 @@ export class SecretCache {
   /** Whether `#now` is performance.now() (not a test's fake clock). */
   readonly #realClock: boolean
   #purging = false
+  /** When clear() last dropped everything, on the cache's clock. */
+  #clearedAt = -Infinity
 
   constructor (options: SecretCacheOptions) {
     this.#now = options.now ?? (() => performance.now())
@@ -281,20 +283,42 @@ export class SecretCache {
     return entry.fetchedAt + entry.ttlMs + (this.#options.staleIfError ? this.#options.maxStaleMs : 0)
   }
 
-  /** Drops `key`: upstream answered authoritatively (not found, access denied) elsewhere. */
-  delete (key: string): void {
+  /** The cache's clock now: what `set` and `delete` take as the time their upstream call began. */
+  time (): number {
+    return this.#now()
+  }
+
+  /**
+   * Drops `key`: upstream answered authoritatively (not found, access denied) elsewhere, in a call
+   * that began at `askedAt` (see `set`).
+   */
+  delete (key: string, askedAt?: number): void {
+    if (askedAt !== undefined && this.#newerThan(key, askedAt)) return
     this.#lru.delete(key)
   }
 
-  /** Stores a value fetched elsewhere (a batch-get fills the entries single gets would). */
-  set<V> (key: string, value: Cached<V>, ttlMs: number): void {
+  /**
+   * Stores a value fetched elsewhere (a batch-get fills the entries single gets would). With
+   * `askedAt`, the time the upstream call began (`time()`), a value that arrived since then, or a
+   * clear since then, wins: the answer is older than what the cache learnt meanwhile.
+   */
+  set<V> (key: string, value: Cached<V>, ttlMs: number, askedAt?: number): void {
     if (ttlMs <= 0 || !this.#enabled) return
+    if (askedAt !== undefined && this.#newerThan(key, askedAt)) return
     this.#lru.set(key, this.#entry(this.#stored(value), ttlMs), { ttl: ttlMs + this.#options.maxStaleMs })
   }
 
   /** Drops every entry: the provider's data changed under us. */
   clear (): void {
+    this.#clearedAt = this.#now()
     this.#lru.clear()
+  }
+
+  /** Whether the cache learnt of `key` after `askedAt`: a clear, or a value that arrived since. */
+  #newerThan (key: string, askedAt: number): boolean {
+    if (this.#clearedAt > askedAt) return true
+    const entry = this.#lru.get(key, PEEK)
+    return entry !== undefined && entry.fetchedAt > askedAt
   }
 
   /**

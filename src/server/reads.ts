@@ -22,7 +22,7 @@ export const PATH_LIMIT = 10_000
  */
 export class Reads {
   /** Batch calls in flight, by their sorted ids. */
-  readonly #batches = new Map<string, Promise<BatchGetSecretsResult>>()
+  readonly #batches = new Map<string, Promise<{ result: BatchGetSecretsResult, askedAt: number }>>()
 
   constructor (
     private readonly provider: Provider,
@@ -108,8 +108,10 @@ export class Reads {
     if (missing.length > 0) {
       let result: BatchGetSecretsResult
       let failed: unknown
+      // Values and verdicts older than what the cache learnt while the call ran are not stored.
+      let askedAt: number | undefined
       try {
-        result = await this.#batchGet(missing)
+        ({ result, askedAt } = await this.#batchGet(missing))
       } catch (error) {
         if (!isProviderError(error) || !error.transient) throw error
         failed = error
@@ -120,14 +122,14 @@ export class Reads {
         const value = result.values.find((v) => answersTo(v, id))
         if (value !== undefined) {
           found.set(id, value)
-          this.cache.set(key, { body: secretBody(value), value: null }, this.ttls.secretsMs)
+          this.cache.set(key, { body: secretBody(value), value: null }, this.ttls.secretsMs, askedAt)
           continue
         }
         const failure = result.errors.find((e) => e.secretId === id)
         if (failure === undefined) continue
         // Not found or denied for this secret: it leaves the cache. A region's whole call refused
         // (no BatchGetSecretValue there, say) says nothing of the secret, and keeps it.
-        if (!failure.transient && failure.whole !== true) this.cache.delete(key)
+        if (!failure.transient && failure.whole !== true) this.cache.delete(key, askedAt)
         const stale = failure.transient ? this.cache.stale<null>(key) : undefined
         if (stale === undefined) errors.push(failure)
         else found.set(id, secretFromBody(stale.entry.body))
@@ -145,15 +147,16 @@ export class Reads {
    * One BatchGetSecretValue for any number of identical batches at once. Its transient failures,
    * of the call or of an id, count once per id in the cache's backoff (not once per reader).
    */
-  async #batchGet (secretIds: string[]): Promise<BatchGetSecretsResult> {
+  async #batchGet (secretIds: string[]): Promise<{ result: BatchGetSecretsResult, askedAt: number }> {
     const key = JSON.stringify([...secretIds].sort())
     let pending = this.#batches.get(key)
     if (pending === undefined) {
       const failed = (ids: string[]): void => { for (const id of ids) this.cache.failed(this.secretKey({ secretId: id })) }
+      const askedAt = this.cache.time()
       pending = this.provider.batchGetSecrets(secretIds).then(
         (result) => {
           failed(result.errors.filter((e) => e.transient && secretIds.includes(e.secretId)).map((e) => e.secretId))
-          return result
+          return { result, askedAt }
         },
         (error: unknown) => {
           if (isProviderError(error) && error.transient) failed(secretIds)

@@ -44,3 +44,57 @@ describe('Reads.batch', () => {
     assert.equal(singleGets() - before, 1)
   })
 })
+
+describe('Reads.batch, answered after the cache learnt something newer', () => {
+  /** A batch whose answer (what upstream held when asked) arrives when the test says. */
+  function slowBatch (): { reads: Reads, cache: SecretCache, rotate: (value: string) => void, answer: () => void, advance: (ms: number) => void } {
+    let now = 1_000_000
+    let current = 'v1'
+    let release = (): void => {}
+    const provider = {
+      getSecret: async ({ secretId }: { secretId: string }) => secret(secretId, current),
+      batchGetSecrets: async (ids: string[]) => {
+        const held = current
+        await new Promise<void>((resolve) => { release = resolve })
+        return { values: ids.map((id) => secret(id, held)), errors: [] }
+      }
+    } as unknown as Provider
+    const cache = new SecretCache({ maxEntries: 100, maxBytes: 1024 * 1024, maxStaleMs: 60_000, staleIfError: true, now: () => now })
+    return {
+      reads: new Reads(provider, cache, { secretsMs: 60_000, parametersMs: 60_000 }),
+      cache,
+      rotate: (value) => { current = value },
+      answer: () => { release() },
+      advance: (ms) => { now += ms }
+    }
+  }
+  const valueOf = (result: { entry: { body: Buffer } }): unknown => (JSON.parse(result.entry.body.toString()) as { SecretString: unknown }).SecretString
+
+  it('keeps the value a refreshNow fetched while the batch was out, not the batch\'s older one', async () => {
+    const { reads: r, rotate, answer, advance } = slowBatch()
+    const batch = r.batch(['db'])
+    advance(10)
+    rotate('v2')
+    const refreshed = await r.secret({ secretId: 'db' }, true)
+    answer()
+    const batched = await batch
+
+    assert.equal(valueOf(refreshed), 'v2')
+    assert.equal(batched.values[0]?.secretString, 'v1', 'the batch itself answers what upstream said')
+    const next = await r.secret({ secretId: 'db' })
+    assert.deepEqual([next.outcome, valueOf(next)], ['HIT', 'v2'])
+  })
+
+  it('stores nothing from a batch that was out when the cache was cleared (a store edit)', async () => {
+    const { reads: r, cache, rotate, answer, advance } = slowBatch()
+    const batch = r.batch(['db'])
+    advance(10)
+    rotate('v2')
+    cache.clear()
+    answer()
+    await batch
+
+    const next = await r.secret({ secretId: 'db' })
+    assert.deepEqual([next.outcome, valueOf(next)], ['MISS', 'v2'])
+  })
+})
