@@ -1,3 +1,4 @@
+import type { ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { nodeHttp } from '../builtins.js'
@@ -61,6 +62,17 @@ export function headerBytes (raw: readonly string[]): number {
  */
 export function clientErrorHandler (error: Error & { code?: string }, socket: Socket): void {
   if (error.code === 'ECONNRESET' || error.code === 'HPE_CLOSED_CONNECTION' || socket.destroyed) return
+  // Bytes of no HTTP after a request still being answered (a kept-alive client pipelining, or
+  // writing its next request wrong): that request gets its answer, and the connection closes
+  // after it, as after `Connection: close`. An error answer now would be read as that request's.
+  const answering = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage
+  if (answering !== undefined && answering !== null && !answering.writableEnded) {
+    socket.pause()
+    if (!answering.headersSent) answering.shouldKeepAlive = false
+    answering.once('finish', () => { socket.destroySoon() })
+    answering.once('close', () => { if (!socket.destroyed) socket.destroy() })
+    return
+  }
   const answer = error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
     ? new Errors.RequestTimeout()
     : error.code === 'HPE_HEADER_OVERFLOW'

@@ -106,6 +106,16 @@ describe('request limits on a listening agent', () => {
     }
   })
 
+  it('answers a kept-alive request that bytes of no HTTP follow, then closes, without answering the bytes', async () => {
+    const started = Date.now()
+    const response = await raw(port, `GET /v1/s HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Aws-Parameters-Secrets-Token: ${TOKEN}\r\n\r\nBOGUS\r\n\r\n`)
+
+    assert.equal(statusOf(response), 200, response)
+    assert.equal(response.match(/^HTTP\/1\.1 /gm)?.length, 1, 'one answer, none for the bytes after it')
+    assert.match(response, /^connection: close$/im)
+    assert.ok(Date.now() - started < 2000, 'the agent closed the connection, not the test')
+  })
+
   it('answers 408 when the request does not arrive within the request timeout', async () => {
     const started = Date.now()
     const response = await raw(port, `GET /secretsmanager/get?secretId=s HTTP/1.1\r\nHost: 127.0.0.1\r\n`, 5000)
