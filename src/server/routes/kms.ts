@@ -144,8 +144,11 @@ export const kmsRoutes: FastifyPluginCallback<KmsRoutesOptions> = (app, options,
       ...(KeyId === undefined ? {} : { keyId: KeyId })
     }).catch((error: unknown) => {
       if (!keyHidden || !saysOfTheKey(error)) throw error
-      // The operator must still hear of a missing grant or a disabled key, as app.ts's handler tells it.
-      if (error instanceof AccessDeniedError) request.log.warn({ route: request.routeOptions.url, type: error.code }, 'upstream refused access')
+      // The operator still hears what KMS said: a missing grant or a disabled key as app.ts's
+      // handler tells it, a key not found (deleted, or another account's) at info.
+      const said = { route: request.routeOptions.url, type: error.code }
+      if (error instanceof AccessDeniedError) request.log.warn(said, 'upstream refused access')
+      else request.log.info(said, 'KMS did not open the ciphertext; answered as an invalid one')
       throw invalidCiphertext({ cause: error })
     })
     const plaintext = result.plaintext
@@ -285,7 +288,7 @@ function refuse (request: FastifyRequest, keyIds: readonly string[]): never {
 }
 
 /** An error KMS gives about the key or the ciphertext, as against the agent's own state or upstream's health. */
-function saysOfTheKey (error: unknown): boolean {
+function saysOfTheKey (error: unknown): error is AccessDeniedError | NotFoundError | InvalidRequestError {
   return error instanceof AccessDeniedError || error instanceof NotFoundError || error instanceof InvalidRequestError
 }
 
