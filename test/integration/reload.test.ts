@@ -230,3 +230,66 @@ describe('local KMS key file reload', () => {
     }
   })
 })
+
+describe('a local store reached through a symlink', () => {
+  /** A provider on `link`, in a fresh directory laid out by `layout`, closed when the test ends. */
+  async function openLinked (t: TestContext, layout: (dir: string) => Promise<string>): Promise<{ dir: string, value: () => Promise<string | undefined>, changes: () => number }> {
+    const { mkdtemp } = await import('node:fs/promises')
+    const { tmpdir } = await import('node:os')
+    const { join } = await import('node:path')
+    const { pino } = await import('pino')
+    const { LocalProvider } = await import('../../src/providers/local/provider.js')
+    const dir = await mkdtemp(join(tmpdir(), 'sa-linked-'))
+    const provider = await LocalProvider.open({ storeFile: await layout(dir), region: 'us-east-1', logger: pino({ level: 'silent' }), debounceMs: 10 })
+    let changes = 0
+    provider.onChange(() => { changes += 1 })
+    t.after(async () => {
+      await provider.close()
+      await rm(dir, { recursive: true, force: true })
+    })
+    return { dir, value: async () => (await provider.getSecret({ secretId: SECRET })).secretString, changes: () => changes }
+  }
+
+  it('serves a ConfigMap update, which swaps the ..data link and names no file of the store', async (t) => {
+    const { mkdir, rename, symlink } = await import('node:fs/promises')
+    const { join } = await import('node:path')
+    const version = async (dir: string, name: string, value: string): Promise<void> => {
+      await mkdir(join(dir, name))
+      await writeFile(join(dir, name, 'store.yaml'), storeWith(value))
+    }
+    const h = await openLinked(t, async (dir) => {
+      await version(dir, '..2026_11_30_01', 'configmap-first-Pq1')
+      await symlink('..2026_11_30_01', join(dir, '..data'))
+      await symlink('..data/store.yaml', join(dir, 'store.yaml'))
+      return join(dir, 'store.yaml')
+    })
+    assert.equal(await h.value(), 'configmap-first-Pq1')
+
+    // As the kubelet does: the new files beside the old, a new link, renamed over ..data.
+    await version(h.dir, '..2026_11_30_02', 'configmap-second-Rt2')
+    await symlink('..2026_11_30_02', join(h.dir, '..data_tmp'))
+    await rename(join(h.dir, '..data_tmp'), join(h.dir, '..data'))
+    await rm(join(h.dir, '..2026_11_30_01'), { recursive: true })
+
+    await until(async () => await h.value() === 'configmap-second-Rt2', 3000)
+    assert.equal(h.changes(), 1)
+  })
+
+  it('serves an edit of the file a link names in another directory', async (t) => {
+    const { mkdir, symlink } = await import('node:fs/promises')
+    const { join } = await import('node:path')
+    let target = ''
+    const h = await openLinked(t, async (dir) => {
+      await mkdir(join(dir, 'dotfiles'))
+      await mkdir(join(dir, 'config'))
+      target = join(dir, 'dotfiles', 'store.yaml')
+      await writeFile(target, storeWith('dotfiles-first-Wx3'))
+      await symlink(target, join(dir, 'config', 'store.yaml'))
+      return join(dir, 'config', 'store.yaml')
+    })
+
+    await writeFile(target, storeWith('dotfiles-second-Yz4'))
+
+    await until(async () => await h.value() === 'dotfiles-second-Yz4', 3000)
+  })
+})

@@ -1,5 +1,6 @@
+import { createHash } from 'node:crypto'
 import { watch, type FSWatcher } from 'node:fs'
-import { readFile } from 'node:fs/promises'
+import { lstat, readFile, realpath } from 'node:fs/promises'
 import { basename, dirname, join, resolve } from 'node:path'
 import type { KeyringNode } from '@aws-crypto/client-node'
 import type { Logger } from 'pino'
@@ -45,6 +46,11 @@ export class LocalProvider implements Provider {
   #debounce: NodeJS.Timeout | undefined
   #keysDebounce: NodeJS.Timeout | undefined
   #reloading: Promise<void> = Promise.resolve()
+  /** The loaded store text's digest: an event that changed nothing reloads nothing. */
+  #digest = ''
+  /** When the store path is a symlink: the file it names, and a watch on that file's directory. */
+  #target: string | undefined
+  #targetWatcher: FSWatcher | undefined
 
   private constructor (model: StoreModel, kms: LocalKms, options: LocalProviderOptions) {
     this.#model = model
@@ -53,10 +59,14 @@ export class LocalProvider implements Provider {
   }
 
   static async open (options: LocalProviderOptions): Promise<LocalProvider> {
-    const model = await readStore(options.storeFile, options.region)
+    const { model, digest } = await readStore(options.storeFile, options.region)
     const kms = await LocalKms.open({ keyFile: options.keyFile ?? defaultKeyFile(options.storeFile), region: options.region })
     const provider = new LocalProvider(model, kms, options)
-    if (options.watch !== false) provider.#startWatching()
+    provider.#digest = digest
+    if (options.watch !== false) {
+      provider.#startWatching()
+      await provider.#watchTarget()
+    }
     return provider
   }
 
@@ -132,15 +142,23 @@ export class LocalProvider implements Provider {
     return () => { this.#listeners.delete(listener) }
   }
 
-  /** Re-reads the store now. A file that does not parse leaves the current store in service. */
+  /**
+   * Re-reads the store now. A file that does not parse leaves the current store in service; one
+   * whose text has not changed changes nothing (a symlinked store is re-read on any event near it).
+   */
   async reload (): Promise<void> {
     this.#reloading = this.#reloading.then(async () => {
+      if (this.#watcher !== undefined) await this.#watchTarget()
+      let read: { model: StoreModel, digest: string }
       try {
-        this.#model = await readStore(this.#options.storeFile, this.#options.region)
+        read = await readStore(this.#options.storeFile, this.#options.region)
       } catch (error) {
         this.#options.logger.error({ err: { message: (error as Error).message } }, 'local store not reloaded; the last good store stays in service')
         return
       }
+      if (read.digest === this.#digest) return
+      this.#model = read.model
+      this.#digest = read.digest
       this.#options.logger.info({ store: this.#options.storeFile }, 'local store reloaded')
       for (const listener of this.#listeners) listener()
     })
@@ -150,6 +168,8 @@ export class LocalProvider implements Provider {
   async close (): Promise<void> {
     this.#watcher?.close()
     this.#watcher = undefined
+    this.#targetWatcher?.close()
+    this.#targetWatcher = undefined
     clearTimeout(this.#debounce)
     clearTimeout(this.#keysDebounce)
     await this.#reloading
@@ -176,14 +196,44 @@ export class LocalProvider implements Provider {
         this.#keysDebounce = setTimeout(() => { void this.#reloadKeys() }, this.#options.debounceMs)
         this.#keysDebounce.unref()
       }
-      if (filename !== null && filename !== name) return
-      clearTimeout(this.#debounce)
-      this.#debounce = setTimeout(() => { void this.reload() }, this.#options.debounceMs)
-      this.#debounce.unref()
+      // A symlinked store changes without an event of its name: Kubernetes swaps the `..data`
+      // link a ConfigMap's files point through. Any event may be it; the digest tells.
+      if (filename !== null && filename !== name && this.#target === undefined) return
+      this.#reloadSoon()
     })
     this.#watcher.on('error', (error) => {
       this.#options.logger.warn({ err: { message: error.message } }, 'watching the local store failed; edits are no longer picked up')
     })
+  }
+
+  #reloadSoon (): void {
+    clearTimeout(this.#debounce)
+    this.#debounce = setTimeout(() => { void this.reload() }, this.#options.debounceMs)
+    this.#debounce.unref()
+  }
+
+  /**
+   * For a store path that is a symlink, watches the directory of the file it names too (edits
+   * there, in a dotfiles repository say, make no event beside the link); again whenever the link
+   * comes to name another file.
+   */
+  async #watchTarget (): Promise<void> {
+    const target = await linkTarget(this.#options.storeFile)
+    if (target === this.#target) return
+    this.#targetWatcher?.close()
+    this.#targetWatcher = undefined
+    this.#target = target
+    if (target === undefined || dirname(target) === dirname(resolve(this.#options.storeFile))) return
+    const name = basename(target)
+    try {
+      this.#targetWatcher = watch(dirname(target), { persistent: false }, (_event, filename) => {
+        if (filename === null || filename === name) this.#reloadSoon()
+      })
+      // The directory may go (a ConfigMap's old one does); the link's own watch goes on.
+      this.#targetWatcher.on('error', () => { this.#targetWatcher?.close() })
+    } catch {
+      this.#targetWatcher = undefined
+    }
   }
 
   #findSecret (secretId: string): StoredSecret {
@@ -269,14 +319,24 @@ export class LocalProvider implements Provider {
   }
 }
 
-async function readStore (path: string, region: string): Promise<StoreModel> {
+/** The store's model, and a digest of its text to tell a change from an event that changed nothing. */
+async function readStore (path: string, region: string): Promise<{ model: StoreModel, digest: string }> {
   let text: string
   try {
     text = await readFile(path, 'utf8')
   } catch (error) {
     throw new StoreFormatError(`cannot read the local store ${path}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`)
   }
-  return parseStore(text, region, path)
+  return { model: parseStore(text, region, path), digest: createHash('sha256').update(text).digest('hex') }
+}
+
+/** The file a symlink names, or undefined when `path` is not a symlink (or cannot be read). */
+async function linkTarget (path: string): Promise<string | undefined> {
+  try {
+    return (await lstat(path)).isSymbolicLink() ? await realpath(path) : undefined
+  } catch {
+    return undefined
+  }
 }
 
 
