@@ -93,6 +93,21 @@ describe('parseStore', () => {
     assert.equal(value('/app/obj'), '0x10')
   })
 
+  it('serves the numbers of a json: value as written, where JSON can write them so', () => {
+    const model = parseStore('secrets:\n  app/ids:\n    json: { id: 12345678901234567890, ratio: 1.10, list: [1.50, -0.0, 1e400], hex: 0x1F }\n', REGION)
+    assert.equal(model.secrets.get('app/ids')?.versions[0]?.secretString, '{"id":12345678901234567890,"ratio":1.10,"list":[1.50,-0.0,1e400],"hex":31}')
+  })
+
+  it('reads a JSON store\'s numbers as written too, and a key given twice as JSON.parse does', () => {
+    const model = parseStore(JSON.stringify({ parameters: { '/app/placeholder': 'x' }, secrets: { 'app/ids': { json: { id: 'X' } } } })
+      .replace('"x"', '1.10').replace('"X"', '12345678901234567890'), REGION, 'store.json')
+    const twice = parseStore('{"parameters":{"/a":"first","/a":"second"}}', REGION, 'store.json')
+
+    assert.equal(model.parameters.get('/app/placeholder')?.versions[0]?.value, '1.10')
+    assert.equal(model.secrets.get('app/ids')?.versions[0]?.secretString, '{"id":12345678901234567890}')
+    assert.equal(twice.parameters.get('/a')?.versions[0]?.value, 'second')
+  })
+
   it('keeps values written as numbers as they were when the store CLI edits another entry', () => {
     const text = 'parameters:\n  /app/account: 012345678901 # the account\n  /app/big: 12345678901234567890\n  0123: x\n  /app/level: 3\n'
     const doc = openStoreDocument(text, 'store.yaml')

@@ -86,7 +86,7 @@ const EPOCH = new Date('2024-01-01T00:00:00.000Z')
  * The store reads YAML through this, and the store CLI edits it so: the other entries keep their
  * values (such a scalar is then written quoted).
  */
-export function keepWrittenText (doc: Document): void {
+export function keepWrittenText (doc: Document, options: { jsonNumbers?: boolean } = {}): void {
   const secrets = doc.get('secrets', true)
   visit(doc, {
     Scalar (_key, node, path) {
@@ -95,26 +95,61 @@ export function keepWrittenText (doc: Document): void {
       const inSecrets = path.findIndex((ancestor) => ancestor === secrets)
       for (let i = inSecrets + 2; inSecrets !== -1 && i < path.length; i++) {
         const pair = path[i]
-        if (isPair(pair) && isScalar(pair.key) && pair.key.value === 'json') return
+        if (isPair(pair) && isScalar(pair.key) && pair.key.value === 'json') {
+          // There a number stays a number, but as written (`1.10`, 20 digits) when JSON can say so.
+          if (options.jsonNumbers === true && typeof node.value === 'number' && JSON_NUMBER.test(node.source)) node.value = new JsonNumber(node.source)
+          return
+        }
       }
       node.value = node.source
     }
   })
 }
 
+/** A number of a secret's `json:` value, kept as its text: `jsonText` writes it as is. */
+class JsonNumber {
+  constructor (readonly text: string) {}
+}
+
+const JSON_NUMBER = /^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?$/
+
+/** JSON.stringify's text, but with each JsonNumber as written. */
+function jsonText (value: unknown): string {
+  if (value instanceof JsonNumber) return value.text
+  if (Array.isArray(value)) return `[${value.map(jsonText).join(',')}]`
+  if (value !== null && typeof value === 'object') {
+    return `{${Object.entries(value).map(([key, item]) => `${JSON.stringify(key)}:${jsonText(item)}`).join(',')}}`
+  }
+  return JSON.stringify(value) ?? 'null'
+}
+
 function parseYaml (text: string): unknown {
   const doc = parseDocument(text)
   const error = doc.errors[0]
   if (error !== undefined) throw error
-  keepWrittenText(doc)
+  keepWrittenText(doc, { jsonNumbers: true })
   return doc.toJS()
+}
+
+/**
+ * A JSON store's data, its numbers kept as written as in a YAML store: JSON is YAML, so the YAML
+ * reading (and keepWrittenText) serves, where it agrees. JSON.parse judges the text and, where
+ * the two disagree (a key given twice, which YAML refuses), gives the data.
+ */
+function parseJson (text: string): unknown {
+  const data: unknown = JSON.parse(text)
+  try {
+    return parseYaml(text)
+  } catch {
+    return data
+  }
 }
 
 export function parseStore (text: string, region: string, fileName = 'store'): StoreModel {
   let doc: unknown
   const json = fileName.endsWith('.json')
   try {
-    doc = json ? JSON.parse(text) : parseYaml(text)
+    doc = json ? parseJson(text) : parseYaml(text)
   } catch (error) {
     throw new StoreFormatError(`${fileName}: cannot parse: ${describeParseError(error, json)}`)
   }
@@ -179,7 +214,7 @@ function parseSecretVersion (name: string, raw: unknown, index: number, where: s
     if (!/^[A-Za-z0-9+/]*={0,2}$/.test(b64.replace(/\s/g, ''))) throw new StoreFormatError(`${where}.binary: not base64`)
     version.secretBinary = Buffer.from(b64, 'base64')
   } else if (v.json !== undefined) {
-    version.secretString = JSON.stringify(v.json)
+    version.secretString = jsonText(v.json)
   } else {
     version.secretString = asString(v.string ?? v.value, `${where}.string`)
   }
