@@ -92,6 +92,12 @@ interface FetchContext {
 // Made once, not on every hit.
 const HIT_EVENT: CacheEvent = Object.freeze({ type: 'hit' })
 const PEEK = { allowStale: true } as const
+/**
+ * How long lru-cache keeps an entry past the hard end of life the cache itself enforces (#peek).
+ * A refresh or a read's fetch runs at the entry's place in lru-cache, so that place must not
+ * expire while the call runs: dropping expired entries (#purgeSoon) would give the call up.
+ */
+const LINGER_MS = 10 * 60 * 1000
 
 /** Bytes an entry costs beyond its body: the key, the value object, bookkeeping. */
 const ENTRY_OVERHEAD = 256
@@ -305,7 +311,7 @@ export class SecretCache {
   set<V> (key: string, value: Cached<V>, ttlMs: number, askedAt?: number): void {
     if (ttlMs <= 0 || !this.#enabled) return
     if (askedAt !== undefined && this.#newerThan(key, askedAt)) return
-    this.#lru.set(key, this.#entry(this.#stored(value), ttlMs), { ttl: ttlMs + this.#options.maxStaleMs })
+    this.#lru.set(key, this.#entry(this.#stored(value), ttlMs), { ttl: ttlMs + this.#options.maxStaleMs + LINGER_MS })
   }
 
   /** Drops every entry: the provider's data changed under us. */
@@ -384,21 +390,21 @@ export class SecretCache {
         if (now < hardEnd) {
           old.failures += 1
           old.retryAt = now + this.#backoff(old.failures)
-          fetchOptions.ttl = hardEnd - now
+          fetchOptions.ttl = hardEnd - now + LINGER_MS
           this.#emit({ type: 'refresh', ok: false })
           return old
         }
       }
       this.#emit({ type: 'refresh', ok: false })
       if (error instanceof NotFoundError && this.#options.negativeTtlMs > 0) {
-        fetchOptions.ttl = this.#options.negativeTtlMs
+        fetchOptions.ttl = this.#options.negativeTtlMs + LINGER_MS
         return { ...this.#entry({ body: Buffer.alloc(0), value: undefined }, this.#options.negativeTtlMs), notFound: error }
       }
       // Authoritative (or nothing to fall back on): lru-cache deletes the entry and rejects.
       throw error
     }
     this.#emit({ type: 'refresh', ok: true })
-    fetchOptions.ttl = context.ttlMs + this.#options.maxStaleMs
+    fetchOptions.ttl = context.ttlMs + this.#options.maxStaleMs + LINGER_MS
     return this.#entry(this.#stored(value), context.ttlMs)
   }
 

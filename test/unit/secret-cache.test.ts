@@ -365,7 +365,8 @@ describe('SecretCache, entries past their end of life', () => {
     const { clock, cache } = setup({ maxEntries: 10_000, maxBytes: 64 * 1024 * 1024, maxStaleMs: 0 })
     const upstream = new Upstream(clock, 4000)
     for (let i = 0; i < 200; i++) await cache.get(`read-once-${i}`, upstream.load, { ttlMs: TTL })
-    await clock.advance(TTL + 1)
+    // Past the hard end (max stale is 0), and the 10 minutes lru-cache keeps them beyond it.
+    await clock.advance(TTL + 10 * 60 * 1000 + 1)
     const held = cache.size
 
     // Enough new bodies (a dozen slabs of 256 KiB) for the slabs to look at what the cache holds.
@@ -375,6 +376,29 @@ describe('SecretCache, entries past their end of life', () => {
     assert.equal(held, 200)
     assert.equal(cache.size, 800, 'only the live values are held')
     assert.ok(cache.bytes < 900 * 4000, `${cache.bytes} bytes counted`)
+  })
+
+  it('does not give up a fetch that runs past its value\'s hard end when it lets go of such values', async () => {
+    const { clock, cache } = setup({ maxEntries: 10_000, maxBytes: 64 * 1024 * 1024, maxStaleMs: 0 })
+    const slow = new Upstream(clock, 4000)
+    const filler = new Upstream(clock, 4000)
+    await cache.get('slow', slow.load, { ttlMs: TTL })
+    slow.latencyMs = 3000
+    slow.version = 2
+    await clock.advance(TTL * 0.95)
+    await cache.get('slow', slow.load, { ttlMs: TTL }) // a HIT that starts the refresh ahead
+    await clock.advance(TTL * 0.1) // the value is past its hard end; the refresh still runs
+    const waiting = cache.get('slow', slow.load, { ttlMs: TTL })
+
+    // Enough new bodies for the slabs to look, and the cache to let go of dead values.
+    for (let i = 0; i < 800; i++) await cache.get(`fresh-${i}`, filler.load, { ttlMs: TTL })
+    await new Promise((resolve) => setImmediate(resolve))
+    await clock.advance(3000)
+    const read = await waiting
+
+    assert.equal(read.entry.value, 'v2')
+    assert.equal(slow.calls, 2, 'the first fetch and the refresh, which the waiting read shared')
+    assert.equal((await cache.get('slow', slow.load, { ttlMs: TTL })).outcome, 'HIT')
   })
 })
 
