@@ -144,7 +144,6 @@ describe('parseStore', () => {
       ['a label starting with a digit', 'parameters:\n  /p:\n    versions:\n      - value: a\n        labels: ["1x"]\n', /is not a label/],
       ['a parameter name under /aws/', 'parameters:\n  /aws/x: y\n', /does not start with aws/],
       ['a parameter name with a colon', 'parameters:\n  "/a:b": y\n', /parameter name/],
-      ['a version id no read could name (under 32 characters)', 'secrets:\n  a:\n    versions:\n      - id: v2\n        stages: [AWSCURRENT]\n        string: x\n', /secrets\.a\.versions\[0\]\.id: a version id is 32 to 64 letters/],
       ['an unknown key in a version', 'secrets:\n  a:\n    versions:\n      - stages: [AWSCURRENT]\n        strin: x\n', /unknown key "strin"/]
     ]
     for (const [what, text, message] of cases) {
