@@ -119,6 +119,19 @@ describe('local store reload', () => {
     for (const value of ['unterminated-secret-Zz9', 'broken-value-Yy8', 'first-value-Ab1']) assert.ok(!line.includes(value), line)
   })
 
+  it('logs a broken store once, however often the same text is written, and no change for the same good text', async (t) => {
+    const h = await open(t, { watch: false })
+    await writeFile(h.storeFile, 'secrets: {broken\n')
+    await h.provider.reload()
+    await writeFile(h.storeFile, 'secrets: {broken\n')
+    await h.provider.reload()
+    await writeFile(h.storeFile, storeWith('first-value-Ab1'))
+    await h.provider.reload()
+
+    assert.equal(errorLines(h).length, 1)
+    assert.equal(h.changes(), 0, 'the text in service came back: nothing changed')
+  })
+
   it('serves the next good edit after a broken one', async (t) => {
     const h = await open(t)
     await h.replaceStore('secrets: [this is: not a mapping\n')

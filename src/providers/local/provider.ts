@@ -48,6 +48,8 @@ export class LocalProvider implements Provider {
   #reloading: Promise<void> = Promise.resolve()
   /** The loaded store text's digest: an event that changed nothing reloads nothing. */
   #digest = ''
+  /** The digest of the last text that did not parse: refused once, and logged once. */
+  #refused: string | undefined
   /** When the store path is a symlink: the file it names, and a watch on that file's directory. */
   #target: string | undefined
   #targetWatcher: FSWatcher | undefined
@@ -59,7 +61,9 @@ export class LocalProvider implements Provider {
   }
 
   static async open (options: LocalProviderOptions): Promise<LocalProvider> {
-    const { model, digest } = await readStore(options.storeFile, options.region)
+    const text = await readStoreText(options.storeFile)
+    const model = parseStore(text, options.region, options.storeFile)
+    const digest = createHash('sha256').update(text).digest('hex')
     const kms = await LocalKms.open({ keyFile: options.keyFile ?? defaultKeyFile(options.storeFile), region: options.region })
     const provider = new LocalProvider(model, kms, options)
     provider.#digest = digest
@@ -149,16 +153,22 @@ export class LocalProvider implements Provider {
   async reload (): Promise<void> {
     this.#reloading = this.#reloading.then(async () => {
       if (this.#watcher !== undefined) await this.#watchTarget()
-      let read: { model: StoreModel, digest: string }
+      let model: StoreModel
+      let digest: string | undefined
       try {
-        read = await readStore(this.#options.storeFile, this.#options.region)
+        const text = await readStoreText(this.#options.storeFile)
+        // Text already in service, or already refused: nothing to do, nothing more to say.
+        digest = createHash('sha256').update(text).digest('hex')
+        if (digest === this.#digest || digest === this.#refused) return
+        model = parseStore(text, this.#options.region, this.#options.storeFile)
       } catch (error) {
+        this.#refused = digest
         this.#options.logger.error({ err: { message: (error as Error).message } }, 'local store not reloaded; the last good store stays in service')
         return
       }
-      if (read.digest === this.#digest) return
-      this.#model = read.model
-      this.#digest = read.digest
+      this.#model = model
+      this.#digest = digest
+      this.#refused = undefined
       this.#options.logger.info({ store: this.#options.storeFile }, 'local store reloaded')
       for (const listener of this.#listeners) listener()
     })
@@ -219,7 +229,8 @@ export class LocalProvider implements Provider {
    */
   async #watchTarget (): Promise<void> {
     const target = await linkTarget(this.#options.storeFile)
-    if (target === this.#target) return
+    // Closed meanwhile: no watch may outlive close().
+    if (target === this.#target || this.#watcher === undefined) return
     this.#targetWatcher?.close()
     this.#targetWatcher = undefined
     this.#target = target
@@ -319,15 +330,12 @@ export class LocalProvider implements Provider {
   }
 }
 
-/** The store's model, and a digest of its text to tell a change from an event that changed nothing. */
-async function readStore (path: string, region: string): Promise<{ model: StoreModel, digest: string }> {
-  let text: string
+async function readStoreText (path: string): Promise<string> {
   try {
-    text = await readFile(path, 'utf8')
+    return await readFile(path, 'utf8')
   } catch (error) {
     throw new StoreFormatError(`cannot read the local store ${path}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`)
   }
-  return { model: parseStore(text, region, path), digest: createHash('sha256').update(text).digest('hex') }
 }
 
 /** The file a symlink names, or undefined when `path` is not a symlink (or cannot be read). */
