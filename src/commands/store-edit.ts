@@ -1,5 +1,6 @@
 import { isMap, isScalar, parseDocument, visit, type Document, type YAMLMap } from 'yaml'
 import type { ParameterType } from '../providers/types.js'
+import { jsonText, parseJsonKeepingNumbers } from '../providers/local/json-numbers.js'
 import { StoreFormatError, keepWrittenText, type StoreModel, type StoredSecret } from '../providers/local/store.js'
 
 /**
@@ -28,7 +29,8 @@ export function openStoreDocument (text: string, fileName: string): StoreDocumen
 class YamlStore implements StoreDocument {
   readonly #doc: Document
   constructor (text: string, fileName: string) {
-    this.#doc = parseDocument(text)
+    // Whole numbers as BigInt, so that a long one in a json: value is written back whole.
+    this.#doc = parseDocument(text, { intAsBigInt: true })
     const error = this.#doc.errors[0]
     if (error !== undefined) {
       // Position and code only: the parser's message quotes the source, which holds secrets.
@@ -100,7 +102,8 @@ class JsonStore implements StoreDocument {
   constructor (text: string, fileName: string) {
     let root: unknown
     try {
-      root = text.trim() === '' ? {} : JSON.parse(text)
+      // Numbers as written: an edit of one entry must not round another's through a double.
+      root = text.trim() === '' ? {} : parseJsonKeepingNumbers(text)
     } catch (error) {
       throw new StoreFormatError(`${fileName}: cannot parse: ${jsonProblem(error)}`)
     }
@@ -126,7 +129,7 @@ class JsonStore implements StoreDocument {
   }
 
   toString (): string {
-    return JSON.stringify(this.#root, null, 2) + '\n'
+    return jsonText(this.#root, '  ') + '\n'
   }
 }
 

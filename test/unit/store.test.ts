@@ -3,6 +3,7 @@ import { describe, it } from 'node:test'
 import { parseStore, secretArn, StoreFormatError } from '../../src/providers/local/store.js'
 import { defaultStoreText } from '../../src/providers/local/default-store.js'
 import { openStoreDocument } from '../../src/commands/store-edit.js'
+import { JsonNumber, jsonText, parseJsonKeepingNumbers } from '../../src/providers/local/json-numbers.js'
 
 const REGION = 'eu-central-1'
 
@@ -106,6 +107,27 @@ describe('parseStore', () => {
     assert.equal(model.parameters.get('/app/placeholder')?.versions[0]?.value, '1.10')
     assert.equal(model.secrets.get('app/ids')?.versions[0]?.secretString, '{"id":12345678901234567890}')
     assert.equal(twice.parameters.get('/a')?.versions[0]?.value, 'second')
+  })
+
+  it('keeps the numbers of json: values and JSON stores as written when the store CLI edits another entry', () => {
+    const yaml = openStoreDocument('secrets:\n  app/ids:\n    json: { id: 12345678901234567890, ratio: 1.10 }\n', 'store.yaml')
+    const json = openStoreDocument('{"parameters":{"/app/version":1.10},"secrets":{"app/ids":{"json":{"id":12345678901234567890,"note":"a \\"quoted\\" 1.10"}}}}', 'store.json')
+    for (const doc of [yaml, json]) doc.set('parameter', '/app/other', 'v')
+
+    const fromYaml = parseStore(yaml.toString(), REGION)
+    const fromJson = parseStore(json.toString(), REGION, 'store.json')
+
+    assert.equal(fromYaml.secrets.get('app/ids')?.versions[0]?.secretString, '{"id":12345678901234567890,"ratio":1.10}')
+    assert.equal(fromJson.secrets.get('app/ids')?.versions[0]?.secretString, '{"id":12345678901234567890,"note":"a \\"quoted\\" 1.10"}')
+    assert.equal(fromJson.parameters.get('/app/version')?.versions[0]?.value, '1.10')
+    assert.match(json.toString(), /^ {4}"\/app\/version": 1\.10,$/m, 'written as JSON.stringify indents')
+  })
+
+  it('writes JSON as JSON.stringify does, numbers as written aside', () => {
+    const data = { a: [], b: {}, c: [1, 'two', { d: null, e: true }], f: 'x\n"y"', g: -0.5 }
+    assert.equal(jsonText(data, '  '), JSON.stringify(data, null, 2))
+    assert.equal(jsonText(data), JSON.stringify(data))
+    assert.deepEqual(parseJsonKeepingNumbers('{"s":"1.10 \\" 2.50","n":[2.50,0.5,-0,1e3]}'), { s: '1.10 " 2.50', n: [new JsonNumber('2.50'), 0.5, new JsonNumber('-0'), new JsonNumber('1e3')] })
   })
 
   it('keeps values written as numbers as they were when the store CLI edits another entry', () => {

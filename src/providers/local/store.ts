@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import { isPair, isScalar, parseDocument, visit, type Document } from 'yaml'
 import type { ParameterType } from '../types.js'
+import { JSON_NUMBER, JsonNumber, jsonText, parseJsonKeepingNumbers } from './json-numbers.js'
 
 /**
  * The local store: a developer's YAML or JSON file of secrets and parameters, kept in plaintext.
@@ -106,23 +107,6 @@ export function keepWrittenText (doc: Document, options: { jsonNumbers?: boolean
   })
 }
 
-/** A number of a secret's `json:` value, kept as its text: `jsonText` writes it as is. */
-class JsonNumber {
-  constructor (readonly text: string) {}
-}
-
-const JSON_NUMBER = /^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?$/
-
-/** JSON.stringify's text, but with each JsonNumber as written. */
-function jsonText (value: unknown): string {
-  if (value instanceof JsonNumber) return value.text
-  if (Array.isArray(value)) return `[${value.map(jsonText).join(',')}]`
-  if (value !== null && typeof value === 'object') {
-    return `{${Object.entries(value).map(([key, item]) => `${JSON.stringify(key)}:${jsonText(item)}`).join(',')}}`
-  }
-  return JSON.stringify(value) ?? 'null'
-}
-
 function parseYaml (text: string): unknown {
   const doc = parseDocument(text)
   const error = doc.errors[0]
@@ -132,17 +116,31 @@ function parseYaml (text: string): unknown {
 }
 
 /**
- * A JSON store's data, its numbers kept as written as in a YAML store: JSON is YAML, so the YAML
- * reading (and keepWrittenText) serves, where it agrees. JSON.parse judges the text and, where
- * the two disagree (a key given twice, which YAML refuses), gives the data.
+ * A JSON store's data, read as a YAML store's is: a number JSON.parse would not give back as
+ * written is its text, except inside a secret's `json:` value, where it stays a number (kept as
+ * written by jsonText).
  */
 function parseJson (text: string): unknown {
-  const data: unknown = JSON.parse(text)
-  try {
-    return parseYaml(text)
-  } catch {
-    return data
+  const root = parseJsonKeepingNumbers(text)
+  // `json` opens a json: value only below a secret: not as a secret's or a parameter's name.
+  const asText = (value: unknown, inJson: boolean, inSecret: boolean): unknown => {
+    if (value instanceof JsonNumber) return inJson ? value : value.text
+    if (Array.isArray(value)) return value.map((item) => asText(item, inJson, inSecret))
+    if (value !== null && typeof value === 'object') {
+      const record = value as Record<string, unknown>
+      for (const key of Object.keys(record)) record[key] = asText(record[key], inJson || (inSecret && key === 'json'), inSecret)
+    }
+    return value
   }
+  if (root === null || typeof root !== 'object' || Array.isArray(root)) return root
+  const record = root as Record<string, unknown>
+  for (const key of Object.keys(record)) {
+    const section = record[key]
+    record[key] = key === 'secrets' && section !== null && typeof section === 'object' && !Array.isArray(section)
+      ? Object.fromEntries(Object.entries(section).map(([name, secret]) => [name, asText(secret, false, true)]))
+      : asText(section, false, false)
+  }
+  return record
 }
 
 export function parseStore (text: string, region: string, fileName = 'store'): StoreModel {
