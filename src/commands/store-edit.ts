@@ -1,6 +1,6 @@
 import { isMap, isScalar, parseDocument, visit, type Document, type YAMLMap } from 'yaml'
 import type { ParameterType } from '../providers/types.js'
-import { jsonText, parseJsonKeepingNumbers } from '../providers/local/json-numbers.js'
+import { JsonNumber, jsonText, parseJsonKeepingNumbers } from '../providers/local/json-numbers.js'
 import { StoreFormatError, keepWrittenText, type StoreModel, type StoredSecret } from '../providers/local/store.js'
 
 /**
@@ -173,7 +173,8 @@ function moveStages (stages: string[], stage: string): string[] {
 /** Any of the store's three ways to write a secret, as one list of versions. */
 function secretVersions (raw: unknown): { extra: Raw, versions: Raw[] } {
   if (raw === undefined) return { extra: {}, versions: [] }
-  if (typeof raw === 'string') return { extra: {}, versions: [{ stages: ['AWSCURRENT'], string: raw }] }
+  const text = scalarText(raw)
+  if (text !== undefined) return { extra: {}, versions: [{ stages: ['AWSCURRENT'], string: text }] }
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return { extra: {}, versions: [] }
   const record = raw as Raw
   if (Array.isArray(record.versions)) {
@@ -191,7 +192,7 @@ function secretVersions (raw: unknown): { extra: Raw, versions: Raw[] } {
 export function addParameterVersion (raw: unknown, value: string, type: ParameterType | undefined, label: string | undefined, now: Date): Raw {
   let record: Raw
   if (raw === undefined) record = { versions: [] }
-  else if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) record = { versions: [{ value: raw }] }
+  else if (raw === null || typeof raw !== 'object' || Array.isArray(raw) || raw instanceof JsonNumber) record = { versions: [{ value: raw }] }
   else if (Array.isArray((raw as Raw).versions)) record = { ...(raw as Raw) }
   else {
     const { value: old, labels, modified, ...rest } = raw as Raw
@@ -206,6 +207,13 @@ export function addParameterVersion (raw: unknown, value: string, type: Paramete
   versions.push({ value, ...(label === undefined ? {} : { labels: [label] }), modified: now.toISOString() })
   const { type: oldType, versions: _old, ...rest } = record
   return { type: type ?? oldType ?? 'String', ...rest, versions }
+}
+
+/** A secret written as one scalar (`name: value`), as the store serves it: its text. */
+function scalarText (raw: unknown): string | undefined {
+  if (typeof raw === 'string') return raw
+  if (typeof raw === 'number' || typeof raw === 'boolean' || typeof raw === 'bigint') return String(raw)
+  return raw instanceof JsonNumber ? raw.text : undefined
 }
 
 function asStrings (value: unknown): string[] {

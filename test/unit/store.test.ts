@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { parseStore, secretArn, StoreFormatError } from '../../src/providers/local/store.js'
 import { defaultStoreText } from '../../src/providers/local/default-store.js'
-import { openStoreDocument } from '../../src/commands/store-edit.js'
+import { addParameterVersion, addSecretVersion, openStoreDocument } from '../../src/commands/store-edit.js'
 import { JsonNumber, jsonText, parseJsonKeepingNumbers } from '../../src/providers/local/json-numbers.js'
 
 const REGION = 'eu-central-1'
@@ -121,6 +121,21 @@ describe('parseStore', () => {
     assert.equal(fromJson.secrets.get('app/ids')?.versions[0]?.secretString, '{"id":12345678901234567890,"note":"a \\"quoted\\" 1.10"}')
     assert.equal(fromJson.parameters.get('/app/version')?.versions[0]?.value, '1.10')
     assert.match(json.toString(), /^ {4}"\/app\/version": 1\.10,$/m, 'written as JSON.stringify indents')
+  })
+
+  it('adds a version to a secret or parameter written as one number, keeping that number as the old version', () => {
+    const now = new Date('2026-11-30T00:00:00Z')
+    for (const [text, file] of [['{"secrets":{"app/pin":1.10},"parameters":{"/app/version":1.10}}', 'store.json'], ['secrets:\n  app/pin: 8080\nparameters:\n  /app/version: 1.10\n', 'store.yaml']] as const) {
+      const doc = openStoreDocument(text, file)
+      const before = parseStore(text, REGION, file)
+      doc.set('secret', 'app/pin', addSecretVersion(doc.get('secret', 'app/pin'), before.secrets.get('app/pin'), { string: 'new-pin' }, 'AWSCURRENT', '4d1a2b3c-0000-4000-8000-000000000001', now))
+      doc.set('parameter', '/app/version', addParameterVersion(doc.get('parameter', '/app/version'), '2.0', undefined, undefined, now))
+      const after = parseStore(doc.toString(), REGION, file)
+
+      const pin = after.secrets.get('app/pin')?.versions ?? []
+      assert.deepEqual(pin.map((v) => [v.stages, v.secretString]), [[['AWSPREVIOUS'], file === 'store.json' ? '1.10' : '8080'], [['AWSCURRENT'], 'new-pin']], file)
+      assert.deepEqual(after.parameters.get('/app/version')?.versions.map((v) => v.value), ['1.10', '2.0'], file)
+    }
   })
 
   it('writes JSON as JSON.stringify does, numbers as written aside', () => {
