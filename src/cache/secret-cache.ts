@@ -117,6 +117,7 @@ export class SecretCache {
   readonly #enabled: boolean
   /** Whether `#now` is performance.now() (not a test's fake clock). */
   readonly #realClock: boolean
+  /** A purge of expired entries is scheduled (#purgeSoon). */
   #purging = false
   /** When clear() last dropped everything, on the cache's clock. */
   #clearedAt = -Infinity

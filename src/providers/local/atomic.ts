@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { open, realpath, rename, rm, stat } from 'node:fs/promises'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { basename, dirname, join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { backoffMs } from '../../backoff.js'
 
 /**
@@ -62,8 +62,8 @@ export class FileLockedError extends Error {
 
 /**
  * Runs `task` (read, change, write) while holding `<file>.lock`, so that edits from several
- * processes (the store CLI, the agent) take turns instead of the last rename silently undoing
- * the others. The lock is a file made with O_EXCL; one older than an edit can take (its holder
+ * processes (store CLI runs, say) take turns instead of the last rename silently undoing the
+ * others. The lock is a file made with O_EXCL; one older than an edit can take (its holder
  * died) is taken over. Waits up to 5 s for another holder, then throws `FileLockedError`.
  */
 export async function withFileLock<T> (file: string, task: () => Promise<T>): Promise<T> {
