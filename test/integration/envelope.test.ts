@@ -280,9 +280,10 @@ describe('POST /envelope/* on the aws provider (fake AWS), through its own envel
     return result.toString('base64')
   }
 
-  it('gives a decrypt one KMS timeout for every key its message names together', async () => {
+  it('gives a decrypt one KMS timeout for every key its message names together, counted as a timeout', async () => {
     const TIMEOUT_MS = 300
-    await open({ kmsTimeoutMillis: TIMEOUT_MS, envelope: { timeoutMs: TIMEOUT_MS } })
+    const metrics = new Metrics('0.0.0-test', { processMetrics: false })
+    await open({ kmsTimeoutMillis: TIMEOUT_MS, envelope: { timeoutMs: TIMEOUT_MS }, metrics })
     const Ciphertext = await messageUnderKeys(10)
     h.fake.inject({ kind: 'hang' }, { operation: 'Decrypt' })
 
@@ -295,6 +296,9 @@ describe('POST /envelope/* on the aws provider (fake AWS), through its own envel
     // Ten keys, each given the whole timeout in turn, would take ten times as long.
     assert.ok(elapsed < 4 * TIMEOUT_MS, `answered after ${Math.round(elapsed)} ms`)
     assert.ok(h.fake.count('Decrypt') <= 2, `${h.fake.count('Decrypt')} Decrypt calls`)
+    const text = await metrics.registry.metrics()
+    assert.match(text, /secrets_agent_upstream_requests_total\{[^}]*operation="Decrypt"[^}]*outcome="timeout"\} [12]\n/)
+    assert.doesNotMatch(text, /outcome="cancelled"/)
   })
 
   it('stops trying a message\'s keys once its client has gone, counting the call as cancelled', async () => {

@@ -21,7 +21,11 @@ export async function callAws<T> (
     return await raceAbort(operation(signal), signal)
   } catch (error) {
     if (deadline?.aborted === true) throw timeoutError(service, `did not answer within ${timeoutMs} ms`, error)
-    if (callerSignal?.aborted === true) throw new CancelledError(`${SERVICE_NAMES[service]} call was cancelled before it answered.`, { cause: error })
+    if (callerSignal?.aborted === true) {
+      // A caller's own deadline (AbortSignal.timeout: an envelope decrypt's, a walk's) is a timeout too.
+      if ((callerSignal.reason as { name?: unknown } | undefined)?.name === 'TimeoutError') throw timeoutError(service, 'did not answer in the time its caller gave', error)
+      throw new CancelledError(`${SERVICE_NAMES[service]} call was cancelled before it answered.`, { cause: error })
+    }
     throw toProviderError(error, service)
   }
 }
