@@ -49,6 +49,12 @@ export function headerBytes (raw: readonly string[]): number {
   return size
 }
 
+/** The answer being written on `socket`, if one is under way (Node's own field for it). */
+function answeringOn (socket: Socket): ServerResponse | undefined {
+  const response = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage
+  return response === undefined || response === null || response.writableEnded ? undefined : response
+}
+
 /**
  * Answers what Node's HTTP parser rejects before any route runs (a request not received within
  * the request timeout, headers past the parser's limit, malformed HTTP) in the agent's own error
@@ -62,15 +68,22 @@ export function headerBytes (raw: readonly string[]): number {
  */
 export function clientErrorHandler (error: Error & { code?: string }, socket: Socket): void {
   if (error.code === 'ECONNRESET' || error.code === 'HPE_CLOSED_CONNECTION' || socket.destroyed) return
-  // Bytes of no HTTP after a request still being answered (a kept-alive client pipelining, or
-  // writing its next request wrong): that request gets its answer, and the connection closes
-  // after it, as after `Connection: close`. An error answer now would be read as that request's.
-  const answering = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage
-  if (answering !== undefined && answering !== null && !answering.writableEnded) {
+  // Bytes of no HTTP after requests still being answered (a kept-alive client pipelining, or
+  // writing its next request wrong): those requests get their answers, in turn, and then the
+  // connection closes; the bytes get none. An error answer now would be read as a request's.
+  const answering = answeringOn(socket)
+  if (answering !== undefined) {
     socket.pause()
-    if (!answering.headersSent) answering.shouldKeepAlive = false
-    answering.once('finish', () => { socket.destroySoon() })
-    answering.once('close', () => { if (!socket.destroyed) socket.destroy() })
+    const closeAfter = (response: ServerResponse): void => {
+      // Node hands the socket to the next queued answer before this listener runs.
+      response.once('finish', () => {
+        const next = answeringOn(socket)
+        if (next !== undefined && next !== response) closeAfter(next)
+        else socket.destroySoon()
+      })
+      response.once('close', () => { if (!response.writableFinished && !socket.destroyed) socket.destroy() })
+    }
+    closeAfter(answering)
     return
   }
   const answer = error.code === 'ERR_HTTP_REQUEST_TIMEOUT'

@@ -101,19 +101,22 @@ describe('request limits on a listening agent', () => {
       const started = Date.now()
       const response = await raw(port, head + '[]\r\nGET / HTTP/1.1\r\n\r\n')
       assert.equal(statusOf(response), status, response)
-      assert.equal(response.match(/^HTTP\/1\.1 /gm)?.length, 1, 'one answer, none for the bytes after it')
+      assert.equal(response.match(/HTTP\/1\.1 \d{3} /g)?.length, 1, 'one answer, none for the bytes after it')
       assert.ok(Date.now() - started < 2000, 'the agent closed the connection, not the test')
     }
   })
 
-  it('answers a kept-alive request that bytes of no HTTP follow, then closes, without answering the bytes', async () => {
+  it('answers kept-alive requests that bytes of no HTTP follow, then closes, without answering the bytes', async () => {
     const started = Date.now()
-    const response = await raw(port, `GET /v1/s HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Aws-Parameters-Secrets-Token: ${TOKEN}\r\n\r\nBOGUS\r\n\r\n`)
+    const get = `GET /v1/s HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Aws-Parameters-Secrets-Token: ${TOKEN}\r\n\r\n`
+    const one = await raw(port, `${get}BOGUS\r\n\r\n`)
+    const pipelined = await raw(port, `${get}${get}BOGUS\r\n\r\n`)
 
-    assert.equal(statusOf(response), 200, response)
-    assert.equal(response.match(/^HTTP\/1\.1 /gm)?.length, 1, 'one answer, none for the bytes after it')
-    assert.match(response, /^connection: close$/im)
-    assert.ok(Date.now() - started < 2000, 'the agent closed the connection, not the test')
+    assert.equal(statusOf(one), 200, one)
+    // Answers follow each other on the connection: a status line comes right after a body.
+    assert.deepEqual(pipelined.match(/HTTP\/1\.1 \d+/g), ['HTTP/1.1 200', 'HTTP/1.1 200'], 'each request its answer, none for the bytes after them')
+    assert.equal(one.match(/HTTP\/1\.1 /g)?.length, 1)
+    assert.ok(Date.now() - started < 2000, 'the agent closed the connections, not the test')
   })
 
   it('answers 408 when the request does not arrive within the request timeout', async () => {
