@@ -1,6 +1,6 @@
 import { isMap, isScalar, parseDocument, visit, type Document, type YAMLMap } from 'yaml'
 import type { ParameterType } from '../providers/types.js'
-import { JsonNumber, jsonText, parseJsonKeepingNumbers } from '../providers/local/json-numbers.js'
+import { JSON_NUMBER_TAG, JsonNumber, jsonText, parseJsonKeepingNumbers } from '../json-numbers.js'
 import { StoreFormatError, keepWrittenText, type StoreModel, type StoredSecret } from '../providers/local/store.js'
 
 /**
@@ -29,15 +29,16 @@ export function openStoreDocument (text: string, fileName: string): StoreDocumen
 class YamlStore implements StoreDocument {
   readonly #doc: Document
   constructor (text: string, fileName: string) {
-    // Whole numbers as BigInt, so that a long one in a json: value is written back whole.
-    this.#doc = parseDocument(text, { intAsBigInt: true })
+    // A json: value's numbers are written back as they were: whole ones read as BigInt, others
+    // (1.10, 1e400) kept as JsonNumbers by keepWrittenText, and written by JSON_NUMBER_TAG.
+    this.#doc = parseDocument(text, { intAsBigInt: true, customTags: [JSON_NUMBER_TAG] })
     const error = this.#doc.errors[0]
     if (error !== undefined) {
       // Position and code only: the parser's message quotes the source, which holds secrets.
       const at = error.linePos?.[0]
       throw new StoreFormatError(`${fileName}: cannot parse: not valid YAML (${error.code})${at === undefined ? '' : ` at line ${at.line}, column ${at.col}`}`)
     }
-    keepWrittenText(this.#doc)
+    keepWrittenText(this.#doc, { jsonNumbers: true })
   }
 
   get (kind: EntryKind, name: string): unknown {

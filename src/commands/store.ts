@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { mkdir, readFile } from 'node:fs/promises'
 import { basename, dirname } from 'node:path'
 import { ConfigError } from '../config/index.js'
+import { parseJsonKeepingNumbers } from '../json-numbers.js'
 import { FileLockedError, withFileLock, writeFileAtomic } from '../providers/local/atomic.js'
 import { InvalidRequestError, NotFoundError } from '../providers/errors.js'
 import { KeyFileError, LocalKms } from '../providers/local/kms.js'
@@ -222,7 +223,8 @@ async function secretContent (given: string | undefined, values: Values): Promis
   if (typeof values.json === 'string') {
     const text = values.json === '-' ? await readStdinText() : values.json
     try {
-      return { json: JSON.parse(text) as unknown }
+      // Its numbers as typed: a 20-digit id or 1.10 is stored as written.
+      return { json: parseJsonKeepingNumbers(text) }
     } catch (error) {
       throw new CommandError(EXIT.usage, `--json: ${jsonProblem(error)}`)
     }

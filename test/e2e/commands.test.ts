@@ -297,13 +297,19 @@ describe('secrets-agent health, get and store', () => {
       const store = ['--store', agent.storeFile ?? '']
 
       const binary = await run(['store', 'set', 'secret', 'app/new-cert', '--binary-file', file, ...store])
-      const json = await run(['store', 'set', 'secret', 'app/new-db', '--json', '{"password":"pw-json-1Qa"}', ...store])
+      const json = await run(['store', 'set', 'secret', 'app/new-db', '--json', '{"password":"pw-json-1Qa","account":12345678901234567890,"rate":1.10}', ...store])
       await eventually(async () => (await read('app/new-db')) !== 404, 3000, 'the new secrets')
-      const [bytes, field] = await Promise.all([run(['get', 'app/new-cert'], env), run(['get', 'app/new-db', '--field', 'password'], env)])
+      const [bytes, field, account] = await Promise.all([
+        run(['get', 'app/new-cert'], env),
+        run(['get', 'app/new-db', '--field', 'password'], env),
+        run(['get', 'app/new-db', '--field', 'account'], env)
+      ])
 
       assert.deepEqual([binary.code, json.code], [0, 0])
       assert.deepEqual([...bytes.stdout], [9, 8, 0, 7])
       assert.equal(field.stdout.toString(), 'pw-json-1Qa')
+      assert.equal(account.stdout.toString(), '12345678901234567890', 'numbers as typed, not through a double')
+      assert.equal(await read('app/new-db'), '{"password":"pw-json-1Qa","account":12345678901234567890,"rate":1.10}')
     })
 
     it('leaves the file untouched, exit 2, when the value or the edit is bad', async () => {

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test'
 import { parseStore, secretArn, StoreFormatError } from '../../src/providers/local/store.js'
 import { defaultStoreText } from '../../src/providers/local/default-store.js'
 import { addParameterVersion, addSecretVersion, openStoreDocument } from '../../src/commands/store-edit.js'
-import { JsonNumber, jsonText, parseJsonKeepingNumbers } from '../../src/providers/local/json-numbers.js'
+import { JsonNumber, jsonText, parseJsonKeepingNumbers } from '../../src/json-numbers.js'
 
 const REGION = 'eu-central-1'
 
@@ -136,6 +136,15 @@ describe('parseStore', () => {
       assert.deepEqual(pin.map((v) => [v.stages, v.secretString]), [[['AWSPREVIOUS'], file === 'store.json' ? '1.10' : '8080'], [['AWSCURRENT'], 'new-pin']], file)
       assert.deepEqual(after.parameters.get('/app/version')?.versions.map((v) => v.value), ['1.10', '2.0'], file)
     }
+  })
+
+  it('keeps the numbers of a YAML json: value as written in the versions an edit of that secret keeps', () => {
+    const doc = openStoreDocument('secrets:\n  s:\n    json: { v: 1.10, e: 1e3, z: -0, i: 1e400, w: 12345678901234567890 }\n', 'store.yaml')
+    const before = parseStore(doc.toString(), REGION)
+    doc.set('secret', 's', addSecretVersion(doc.get('secret', 's'), before.secrets.get('s'), { json: { n: new JsonNumber('2.50') } }, 'AWSCURRENT', '4d1a2b3c-0000-4000-8000-000000000002', new Date(0)))
+    const after = parseStore(doc.toString(), REGION)
+
+    assert.deepEqual(after.secrets.get('s')?.versions.map((v) => v.secretString), ['{"v":1.10,"e":1e3,"z":-0,"i":1e400,"w":12345678901234567890}', '{"n":2.50}'])
   })
 
   it('writes JSON as JSON.stringify does, numbers as written aside', () => {

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { isPair, isScalar, parseDocument, visit, type Document } from 'yaml'
 import type { ParameterType } from '../types.js'
-import { JSON_NUMBER, JsonNumber, jsonText, parseJsonKeepingNumbers } from './json-numbers.js'
+import { JSON_NUMBER, JsonNumber, jsonText, parseJsonKeepingNumbers } from '../../json-numbers.js'
 
 /**
  * The local store: a developer's YAML or JSON file of secrets and parameters, kept in plaintext.
@@ -98,7 +98,7 @@ export function keepWrittenText (doc: Document, options: { jsonNumbers?: boolean
         const pair = path[i]
         if (isPair(pair) && isScalar(pair.key) && pair.key.value === 'json') {
           // There a number stays a number, but as written (`1.10`, 20 digits) when JSON can say so.
-          if (options.jsonNumbers === true && typeof node.value === 'number' && JSON_NUMBER.test(node.source)) node.value = new JsonNumber(node.source)
+          if (options.jsonNumbers === true && (typeof node.value === 'number' || typeof node.value === 'bigint') && JSON_NUMBER.test(node.source)) node.value = new JsonNumber(node.source)
           return
         }
       }

@@ -1,6 +1,7 @@
 import type { FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify'
 import type { AllowList } from '../allow.js'
 import type { CacheResult } from '../../cache/secret-cache.js'
+import { JsonNumber, jsonText, parseJsonKeepingNumbers } from '../../json-numbers.js'
 import { Errors } from '../errors.js'
 import { secretFromBody, type Reads } from '../reads.js'
 import { batchGetSchema, batchBody, booleanFlag, errorResponses, getSecretValueSchema } from '../schemas.js'
@@ -92,11 +93,12 @@ function sendField (reply: FastifyReply, result: CacheResult<null>, field: strin
   if (secret.secretString === undefined) throw new Errors.Validation('field= needs a string secret; this one is binary.')
   let parsed: unknown
   try {
-    parsed = JSON.parse(secret.secretString)
+    // Numbers as the secret holds them: a 20-digit id's field is not rounded through a double.
+    parsed = parseJsonKeepingNumbers(secret.secretString)
   } catch {
     throw new Errors.Validation('field= needs a JSON object secret; this one is not JSON.')
   }
-  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed) || parsed instanceof JsonNumber) {
     throw new Errors.Validation('field= needs a JSON object secret.')
   }
   if (!Object.prototype.hasOwnProperty.call(parsed, field)) throw new Errors.NotFound(`The secret has no field ${JSON.stringify(field)}.`)
@@ -105,5 +107,5 @@ function sendField (reply: FastifyReply, result: CacheResult<null>, field: strin
     .header('x-cache', result.outcome)
     .header('age', String(result.ageSeconds))
     .type('text/plain; charset=utf-8')
-    .send(typeof value === 'string' ? value : JSON.stringify(value))
+    .send(typeof value === 'string' ? value : jsonText(value))
 }

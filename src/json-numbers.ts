@@ -4,9 +4,23 @@
  * JSON.parse and JSON.stringify would round them through a double.
  */
 
+import type { ScalarTag } from 'yaml'
+
 /** A number as it was written, where a double would not give the same text back. */
 export class JsonNumber {
   constructor (readonly text: string) {}
+}
+
+/**
+ * For the `yaml` library's documents (`customTags`): a JsonNumber is written as its text, plain,
+ * which YAML reads back as the same number (and the store serves as written).
+ */
+export const JSON_NUMBER_TAG: ScalarTag = {
+  identify: (value) => value instanceof JsonNumber,
+  default: true,
+  tag: 'tag:yaml.org,2002:float',
+  resolve: (text) => new JsonNumber(text),
+  stringify: (item) => (item.value as JsonNumber).text
 }
 
 /** A number's text, as JSON writes one. */
