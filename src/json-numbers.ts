@@ -48,31 +48,43 @@ export function parseJsonKeepingNumbers (text: string): unknown {
     }
   }
   if (kept.length === 0) return parsed
-  // A mark no string of the text holds: a NUL and a number the text does not contain.
-  let nonce = 0
-  while (text.includes(String(nonce))) nonce = Math.floor(Math.random() * 1e15)
-  const mark = `\u0000${nonce}:`
-  let marked = ''
-  let from = 0
-  kept.forEach(({ start, end }, index) => {
-    marked += `${text.slice(from, start)}"\\u0000${nonce}:${index}"`
-    from = end
-  })
-  marked += text.slice(from)
-  const place = (value: unknown): unknown => {
-    if (typeof value === 'string') {
-      if (!value.startsWith(mark)) return value
-      const at = kept[Number(value.slice(mark.length))]
-      return at === undefined ? value : new JsonNumber(text.slice(at.start, at.end))
+  for (;;) {
+    // A mark no string of the text is likely to hold: a NUL and a number the text does not show.
+    let nonce = 0
+    while (text.includes(String(nonce))) nonce = Math.floor(Math.random() * 1e15)
+    const mark = `\u0000${nonce}:`
+    let marked = ''
+    let from = 0
+    kept.forEach(({ start, end }, index) => {
+      marked += `${text.slice(from, start)}"\\u0000${nonce}:${index}"`
+      from = end
+    })
+    marked += text.slice(from)
+    let placed = 0
+    const place = (value: unknown): unknown => {
+      if (typeof value === 'string') {
+        if (!value.startsWith(mark)) return value
+        const at = kept[Number(value.slice(mark.length))]
+        if (at === undefined) return value
+        placed += 1
+        return new JsonNumber(text.slice(at.start, at.end))
+      }
+      if (Array.isArray(value)) return value.map(place)
+      if (value !== null && typeof value === 'object') {
+        const record = value as Record<string, unknown>
+        for (const key of Object.keys(record)) setOwn(record, key, place(record[key]))
+      }
+      return value
     }
-    if (Array.isArray(value)) return value.map(place)
-    if (value !== null && typeof value === 'object') {
-      const record = value as Record<string, unknown>
-      for (const key of Object.keys(record)) record[key] = place(record[key])
-    }
-    return value
+    const result = place(JSON.parse(marked))
+    // A string of the text that spelt the mark (through \u escapes) was taken for one: again.
+    if (placed === kept.length) return result
   }
-  return place(JSON.parse(marked))
+}
+
+/** `record[key] = value`, as an own property even for `__proto__`. */
+export function setOwn (record: Record<string, unknown>, key: string, value: unknown): void {
+  Object.defineProperty(record, key, { value, writable: true, enumerable: true, configurable: true })
 }
 
 /**

@@ -1,6 +1,6 @@
 import { isMap, isScalar, parseDocument, visit, type Document, type YAMLMap } from 'yaml'
 import type { ParameterType } from '../providers/types.js'
-import { JSON_NUMBER_TAG, JsonNumber, jsonText, parseJsonKeepingNumbers } from '../json-numbers.js'
+import { JSON_NUMBER_TAG, JsonNumber, jsonText, parseJsonKeepingNumbers, setOwn } from '../json-numbers.js'
 import { StoreFormatError, keepWrittenText, type StoreModel, type StoredSecret } from '../providers/local/store.js'
 
 /**
@@ -118,7 +118,8 @@ class JsonStore implements StoreDocument {
 
   set (kind: EntryKind, name: string, value: unknown): void {
     const section = this.#root[SECTION[kind]] ?? {}
-    section[name] = value
+    // As an own property: a secret may be named __proto__.
+    setOwn(section, name, value)
     this.#root[SECTION[kind]] = section
   }
 

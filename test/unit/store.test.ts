@@ -147,6 +147,17 @@ describe('parseStore', () => {
     assert.deepEqual(after.secrets.get('s')?.versions.map((v) => v.secretString), ['{"v":1.10,"e":1e3,"z":-0,"i":1e400,"w":12345678901234567890}', '{"n":2.50}'])
   })
 
+  it('keeps a JSON store\'s entry named __proto__ through reading and edits', () => {
+    const doc = openStoreDocument('{"secrets":{"__proto__":"proto-value","app/n":{"json":{"v":1.10}}}}', 'store.json')
+    doc.set('secret', '__proto__', 'second-proto')
+    doc.set('parameter', '__proto__', 'param-proto')
+    const model = parseStore(doc.toString(), REGION, 'store.json')
+
+    assert.equal(model.secrets.get('__proto__')?.versions[0]?.secretString, 'second-proto')
+    assert.equal(model.parameters.get('__proto__')?.versions.at(-1)?.value, 'param-proto')
+    assert.equal(model.secrets.get('app/n')?.versions[0]?.secretString, '{"v":1.10}')
+  })
+
   it('writes JSON as JSON.stringify does, numbers as written aside', () => {
     const data = { a: [], b: {}, c: [1, 'two', { d: null, e: true }], f: 'x\n"y"', g: -0.5 }
     assert.equal(jsonText(data, '  '), JSON.stringify(data, null, 2))

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { isPair, isScalar, parseDocument, visit, type Document } from 'yaml'
 import type { ParameterType } from '../types.js'
-import { JSON_NUMBER, JsonNumber, jsonText, parseJsonKeepingNumbers } from '../../json-numbers.js'
+import { JSON_NUMBER, JsonNumber, jsonText, parseJsonKeepingNumbers, setOwn } from '../../json-numbers.js'
 
 /**
  * The local store: a developer's YAML or JSON file of secrets and parameters, kept in plaintext.
@@ -128,7 +128,7 @@ function parseJson (text: string): unknown {
     if (Array.isArray(value)) return value.map((item) => asText(item, inJson, inSecret))
     if (value !== null && typeof value === 'object') {
       const record = value as Record<string, unknown>
-      for (const key of Object.keys(record)) record[key] = asText(record[key], inJson || (inSecret && key === 'json'), inSecret)
+      for (const key of Object.keys(record)) setOwn(record, key, asText(record[key], inJson || (inSecret && key === 'json'), inSecret))
     }
     return value
   }
@@ -136,9 +136,9 @@ function parseJson (text: string): unknown {
   const record = root as Record<string, unknown>
   for (const key of Object.keys(record)) {
     const section = record[key]
-    record[key] = key === 'secrets' && section !== null && typeof section === 'object' && !Array.isArray(section)
+    setOwn(record, key, key === 'secrets' && section !== null && typeof section === 'object' && !Array.isArray(section)
       ? Object.fromEntries(Object.entries(section).map(([name, secret]) => [name, asText(secret, false, true)]))
-      : asText(section, false, false)
+      : asText(section, false, false))
   }
   return record
 }
