@@ -42,8 +42,8 @@ class YamlStore implements StoreDocument {
   }
 
   get (kind: EntryKind, name: string): unknown {
-    const section = this.#doc.toJS() as Record<string, Record<string, unknown> | null> | null
-    return section?.[SECTION[kind]]?.[name]
+    const root = this.#doc.toJS() as Record<string, Record<string, unknown> | null> | null
+    return ownEntry(root?.[SECTION[kind]], name)
   }
 
   set (kind: EntryKind, name: string, value: unknown): void {
@@ -113,7 +113,7 @@ class JsonStore implements StoreDocument {
   }
 
   get (kind: EntryKind, name: string): unknown {
-    return this.#root[SECTION[kind]]?.[name]
+    return ownEntry(this.#root[SECTION[kind]], name)
   }
 
   set (kind: EntryKind, name: string, value: unknown): void {
@@ -209,6 +209,11 @@ export function addParameterVersion (raw: unknown, value: string, type: Paramete
   versions.push({ value, ...(label === undefined ? {} : { labels: [label] }), modified: now.toISOString() })
   const { type: oldType, versions: _old, ...rest } = record
   return { type: type ?? oldType ?? 'String', ...rest, versions }
+}
+
+/** `section[name]` when the section itself holds it: `__proto__` names an entry, not Object.prototype. */
+function ownEntry (section: Record<string, unknown> | null | undefined, name: string): unknown {
+  return section !== null && section !== undefined && Object.prototype.hasOwnProperty.call(section, name) ? section[name] : undefined
 }
 
 /** A secret written as one scalar (`name: value`), as the store serves it: its text. */

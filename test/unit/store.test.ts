@@ -158,6 +158,14 @@ describe('parseStore', () => {
     assert.equal(model.secrets.get('app/n')?.versions[0]?.secretString, '{"v":1.10}')
   })
 
+  it('adds a secret named __proto__ to a store that has none, as the CLI does', () => {
+    for (const file of ['store.yaml', 'store.json']) {
+      const doc = openStoreDocument(file === 'store.json' ? '{"secrets":{}}' : 'secrets: {}\n', file)
+      doc.set('secret', '__proto__', addSecretVersion(doc.get('secret', '__proto__'), undefined, { string: 'fresh-proto' }, 'AWSCURRENT', '4d1a2b3c-0000-4000-8000-000000000003', new Date(0)))
+      assert.equal(parseStore(doc.toString(), REGION, file).secrets.get('__proto__')?.versions[0]?.secretString, 'fresh-proto', file)
+    }
+  })
+
   it('writes JSON as JSON.stringify does, numbers as written aside', () => {
     const data = { a: [], b: {}, c: [1, 'two', { d: null, e: true }], f: 'x\n"y"', g: -0.5 }
     assert.equal(jsonText(data, '  '), JSON.stringify(data, null, 2))
