@@ -37,8 +37,8 @@ export const parameterRoutes: FastifyPluginCallback<{ reads: Reads, allow: Allow
     const name = checkId(request.query.name, 'name')
     if (version !== undefined && label !== undefined) throw new Errors.Validation('Give version or label, not both.')
     const selector = version ?? label
-    if (selector !== undefined && hasSelector(name)) throw new Errors.Validation('The name already has a :version or :label selector; do not also pass version or label.')
-    const bare = withoutSelector(name)
+    const { name: bare, selector: own } = splitSelector(name)
+    if (selector !== undefined && own !== null) throw new Errors.Validation('The name already has a :version or :label selector; do not also pass version or label.')
     allow.check('parameters', bare, request.log)
     // A reference to a secret must pass the secret rules too, named by path or by ARN.
     for (const path of [bare, ...namesInArn('parameters', bare)]) {
@@ -73,12 +73,4 @@ export const parameterRoutes: FastifyPluginCallback<{ reads: Reads, allow: Allow
     return sendCached(reply, result)
   })
   done()
-}
-
-function hasSelector (name: string): boolean {
-  return splitSelector(name).selector !== null
-}
-
-function withoutSelector (name: string): string {
-  return splitSelector(name).name
 }
