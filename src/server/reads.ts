@@ -93,7 +93,8 @@ export class Reads {
   async batch (secretIds: string[], refreshNow = false): Promise<{ values: SecretValue[], errors: BatchSecretError[] }> {
     const ids = [...new Set(secretIds)]
     const found = new Map<string, SecretValue>()
-    const missing: string[] = []
+    /** The ids to ask upstream for, with their cache keys. */
+    const missing = new Map<string, string>()
     for (const id of ids) {
       const input = { secretId: id }
       const key = this.secretKey(input)
@@ -101,24 +102,23 @@ export class Reads {
       // for it again before the backoff has passed, as for a single get.
       const hit = (refreshNow ? this.cache.peek<null>(key, true) : this.cache.hit<null>(key, this.#secretLoader(input), { ttlMs: this.ttls.secretsMs })) ??
         this.cache.backingOff<null>(key)
-      if (hit === undefined) missing.push(id)
+      if (hit === undefined) missing.set(id, key)
       else found.set(id, secretFromBody(hit.entry.body))
     }
     const errors: BatchSecretError[] = []
-    if (missing.length > 0) {
+    if (missing.size > 0) {
       let result: BatchGetSecretsResult
       let failed: unknown
       // Values and verdicts older than what the cache learnt while the call ran are not stored.
       let askedAt: number | undefined
       try {
-        ({ result, askedAt } = await this.#batchGet(missing))
+        ({ result, askedAt } = await this.#batchGet([...missing.keys()]))
       } catch (error) {
         if (!isProviderError(error) || !error.transient) throw error
         failed = error
-        result = { values: [], errors: missing.map((secretId) => ({ secretId, errorCode: error.code, message: error.message, transient: true })) }
+        result = { values: [], errors: [...missing.keys()].map((secretId) => ({ secretId, errorCode: error.code, message: error.message, transient: true })) }
       }
-      for (const id of missing) {
-        const key = this.secretKey({ secretId: id })
+      for (const [id, key] of missing) {
         const value = result.values.find((v) => answersTo(v, id))
         if (value !== undefined) {
           found.set(id, value)
@@ -135,7 +135,7 @@ export class Reads {
         else found.set(id, secretFromBody(stale.entry.body))
       }
       // Errors upstream reports under an id other than the one asked for, as they came.
-      for (const failure of result.errors) if (!missing.includes(failure.secretId)) errors.push(failure)
+      for (const failure of result.errors) if (!missing.has(failure.secretId)) errors.push(failure)
       // Nothing to answer with: the batch answers the failure, as a single get would.
       if (failed !== undefined && found.size === 0) throw failed
     }
