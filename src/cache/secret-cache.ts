@@ -244,9 +244,7 @@ export class SecretCache {
   failed (key: string): void {
     const now = this.#now()
     const entry = this.#servable(key, now)
-    if (entry === undefined) return
-    entry.failures += 1
-    entry.retryAt = now + this.#backoff(entry.failures)
+    if (entry !== undefined) this.#backOff(entry, now)
   }
 
   /**
@@ -389,8 +387,7 @@ export class SecretCache {
         // of its TTL: a refresh ahead that fails does not cut it short), and back off before retrying.
         const hardEnd = this.#servedUntil(old)
         if (now < hardEnd) {
-          old.failures += 1
-          old.retryAt = now + this.#backoff(old.failures)
+          this.#backOff(old, now)
           fetchOptions.ttl = hardEnd - now + LINGER_MS
           this.#emit({ type: 'refresh', ok: false })
           return old
@@ -450,9 +447,13 @@ export class SecretCache {
     }
   }
 
-  /** Capped exponential backoff with full jitter over the upper half. */
-  #backoff (failures: number): number {
-    return jittered(backoffMs(failures - 1, this.#options.backoffBaseMs, this.#options.backoffMaxMs), this.#random)
+  /**
+   * Counts one more failed upstream call for `entry`, and puts its next off by capped exponential
+   * backoff with equal jitter.
+   */
+  #backOff (entry: CacheEntry<unknown>, now: number): void {
+    entry.failures += 1
+    entry.retryAt = now + jittered(backoffMs(entry.failures - 1, this.#options.backoffBaseMs, this.#options.backoffMaxMs), this.#random)
   }
 
   async #uncached<V> (key: string, load: Loader<V>): Promise<CacheResult<V>> {
