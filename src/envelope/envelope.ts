@@ -2,6 +2,7 @@ import {
   AlgorithmSuiteIdentifier, buildClient, CommitmentPolicy, getLocalCryptographicMaterialsCache,
   NodeCachingMaterialsManager, type KeyringNode, type NodeAlgorithmSuite, type NodeMaterialsManager
 } from '@aws-crypto/client-node'
+import { eitherSignal } from '../abort.js'
 import type { AgentConfig } from '../config/index.js'
 import { CancelledError, InvalidRequestError, UpstreamTimeoutError, isProviderError } from '../providers/errors.js'
 import { AGENT_DEFAULT_KEY_ALIAS } from '../providers/local/kms.js'
@@ -173,7 +174,7 @@ export class Envelope {
    */
   async decrypt (input: EnvelopeDecryptInput): Promise<EnvelopeDecryptResult> {
     const deadline = this.#timeoutMs > 0 ? AbortSignal.timeout(this.#timeoutMs) : undefined
-    const signal = deadline === undefined || input.signal === undefined ? deadline ?? input.signal : AbortSignal.any([deadline, input.signal])
+    const signal = eitherSignal(input.signal, deadline)
     let output: DecryptOutput
     try {
       output = await this.#client.decrypt(this.#decryptor(signal), input.ciphertext)

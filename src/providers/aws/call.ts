@@ -1,3 +1,4 @@
+import { eitherSignal } from '../../abort.js'
 import { CancelledError, UpstreamTimeoutError, type ProviderError } from '../errors.js'
 import { SERVICE_NAMES, toProviderError, type AwsService } from './errors.js'
 
@@ -16,7 +17,7 @@ export async function callAws<T> (
   operation: (abortSignal: AbortSignal | undefined) => Promise<T>
 ): Promise<T> {
   const deadline = timeoutMs > 0 ? AbortSignal.timeout(timeoutMs) : undefined
-  const signal = combine(callerSignal, deadline)
+  const signal = eitherSignal(callerSignal, deadline)
   try {
     return await raceAbort(operation(signal), signal)
   } catch (error) {
@@ -32,12 +33,6 @@ export async function callAws<T> (
 
 function timeoutError (service: AwsService, what: string, cause: unknown): ProviderError {
   return new UpstreamTimeoutError(`${SERVICE_NAMES[service]} ${what}.`, { cause })
-}
-
-function combine (a: AbortSignal | undefined, b: AbortSignal | undefined): AbortSignal | undefined {
-  if (a === undefined) return b
-  if (b === undefined) return a
-  return AbortSignal.any([a, b])
 }
 
 /** Rejects as soon as `signal` aborts, whatever `promise` is doing; leaves no listener behind. */

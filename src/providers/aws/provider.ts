@@ -8,6 +8,7 @@ import type {
   GetSecretInput, Parameter, Provider, SecretValue
 } from '../types.js'
 import { secretsManagerClients, stsClients, type ClientSettings, type RegionalClients } from './clients.js'
+import { eitherSignal } from '../../abort.js'
 import { CancelledError } from '../errors.js'
 import { checkCredentials } from './credentials-check.js'
 import { readCaBundle } from './http-handler.js'
@@ -154,7 +155,7 @@ export class AwsProvider implements Provider {
    * credentials; transient failures are retried until then, or until close().
    */
   async checkReady (options?: CallOptions): Promise<void> {
-    const signal = options?.signal === undefined ? this.#closing.signal : AbortSignal.any([options.signal, this.#closing.signal])
+    const signal = eitherSignal(options?.signal, this.#closing.signal)
     await checkCredentials({
       clients: this.#sts,
       validateCredentials: this.#options.validateCredentials,

@@ -1,6 +1,7 @@
 import {
   GetParameterCommand, GetParametersByPathCommand, SSMClient, type Parameter as SsmParameter
 } from '@aws-sdk/client-ssm'
+import { eitherSignal } from '../../abort.js'
 import { InvalidRequestError, UpstreamError, UpstreamTimeoutError } from '../errors.js'
 import type { CallOptions, GetParameterInput, GetParametersByPathInput, Parameter, ParameterType } from '../types.js'
 import { regionOfParameterName } from './arn.js'
@@ -46,7 +47,7 @@ export class ParameterStoreReader {
    */
   async getParametersByPath (input: GetParametersByPathInput, options?: CallOptions): Promise<Parameter[]> {
     const walk = this.timeoutMs > 0 ? AbortSignal.timeout(this.timeoutMs * WALK_TIMEOUTS) : undefined
-    const signal = walk === undefined || options?.signal === undefined ? walk ?? options?.signal : AbortSignal.any([walk, options.signal])
+    const signal = eitherSignal(options?.signal, walk)
     const maxPages = 2 * Math.ceil((input.limit + 1) / PAGE_SIZE)
     const tokens = new Set<string>()
     const parameters: Parameter[] = []
