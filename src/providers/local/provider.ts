@@ -63,7 +63,7 @@ export class LocalProvider implements Provider {
   static async open (options: LocalProviderOptions): Promise<LocalProvider> {
     const text = await readStoreText(options.storeFile)
     const model = parseStore(text, options.region, options.storeFile)
-    const digest = createHash('sha256').update(text).digest('hex')
+    const digest = digestOf(text)
     const kms = await LocalKms.open({ keyFile: options.keyFile ?? defaultKeyFile(options.storeFile), region: options.region })
     const provider = new LocalProvider(model, kms, options)
     provider.#digest = digest
@@ -158,7 +158,7 @@ export class LocalProvider implements Provider {
       try {
         const text = await readStoreText(this.#options.storeFile)
         // Text already in service, or already refused: nothing to do, nothing more to say.
-        digest = createHash('sha256').update(text).digest('hex')
+        digest = digestOf(text)
         if (digest === this.#digest || digest === this.#refused) return
         model = parseStore(text, this.#options.region, this.#options.storeFile)
       } catch (error) {
@@ -336,6 +336,11 @@ async function readStoreText (path: string): Promise<string> {
   } catch (error) {
     throw new StoreFormatError(`cannot read the local store ${path}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`)
   }
+}
+
+/** What tells one store text from another, without keeping the text (it holds secrets). */
+function digestOf (text: string): string {
+  return createHash('sha256').update(text).digest('hex')
 }
 
 /** The file a symlink names, or undefined when `path` is not a symlink (or cannot be read). */
