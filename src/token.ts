@@ -4,6 +4,7 @@ import { mkdir, readFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { dirname, join } from 'node:path'
 import type { Logger } from 'pino'
+import { Debounce } from './debounce.js'
 import { pathExists, writeFileAtomic } from './providers/local/atomic.js'
 
 /** No token could be found or made: the agent must not start. */
@@ -38,7 +39,7 @@ export interface TokenChoice {
 export class Token {
   #digest: Buffer
   #watcher: FSWatcher | undefined
-  #debounce: NodeJS.Timeout | undefined
+  readonly #changed = new Debounce(() => { void this.reload() }, 50)
   readonly choice: TokenChoice
   readonly #logger: Logger | undefined
 
@@ -63,17 +64,9 @@ export class Token {
   watchFile (): void {
     const file = this.choice.file
     if (file === null || this.#watcher !== undefined) return
-    this.#watcher = watch(dirname(file), { persistent: false }, () => {
-      // 50 ms after the first change, however many follow: a directory that never goes quiet
-      // (other files written there all the time) must not put the read off for ever. A change
-      // after the read is scheduled schedules another.
-      if (this.#debounce !== undefined) return
-      this.#debounce = setTimeout(() => {
-        this.#debounce = undefined
-        void this.reload()
-      }, 50)
-      this.#debounce.unref()
-    })
+    // Read 50 ms after the changes stop, and 500 ms after the first at the latest: a directory
+    // that never goes quiet (other files written there all the time) must not put it off for ever.
+    this.#watcher = watch(dirname(file), { persistent: false }, () => { this.#changed.poke() })
     this.#watcher.on('error', () => { /* the directory went away; keep the token we have */ })
   }
 
@@ -96,7 +89,7 @@ export class Token {
 
   close (): void {
     this.#watcher?.close()
-    clearTimeout(this.#debounce)
+    this.#changed.cancel()
   }
 }
 

@@ -306,3 +306,40 @@ describe('a local store reached through a symlink', () => {
     await until(async () => await h.value() === 'dotfiles-second-Yz4', 3000)
   })
 })
+
+describe('a symlinked local store in a directory that never goes quiet', () => {
+  it('is re-read after an edit while another file there is written every few milliseconds', async (t) => {
+    const { mkdtemp, symlink } = await import('node:fs/promises')
+    const { tmpdir } = await import('node:os')
+    const { join } = await import('node:path')
+    const { pino } = await import('pino')
+    const { LocalProvider } = await import('../../src/providers/local/provider.js')
+    const dir = await mkdtemp(join(tmpdir(), 'sa-busy-'))
+    const target = join(dir, 'store.real.yaml')
+    await writeFile(target, storeWith('busy-first-Hj5'))
+    await symlink(target, join(dir, 'store.yaml'))
+    const provider = await LocalProvider.open({ storeFile: join(dir, 'store.yaml'), region: 'us-east-1', logger: pino({ level: 'silent' }), debounceMs: 100 })
+    // An application's log beside the store, written far more often than the 100 ms quiet time
+    // (as fast as it can be).
+    let churning = true
+    const churn = (async () => {
+      for (let i = 0; churning; i++) {
+        await writeFile(join(dir, 'app.log'), `line ${i}\n`)
+        await new Promise((resolve) => setImmediate(resolve))
+      }
+    })()
+    t.after(async () => {
+      churning = false
+      await churn
+      await provider.close()
+      await rm(dir, { recursive: true, force: true })
+    })
+    const value = async (): Promise<string | undefined> => (await provider.getSecret({ secretId: SECRET })).secretString
+
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    await writeFile(target, storeWith('busy-second-Kl6'))
+
+    // Ten times the quiet time after the first event at the latest (1 s); allow 2.5 times that.
+    await until(async () => await value() === 'busy-second-Kl6', 2500)
+  })
+})

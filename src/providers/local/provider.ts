@@ -11,6 +11,7 @@ import type {
   GenerateDataKeyInput, GenerateDataKeyResult, GetParameterInput, GetParametersByPathInput,
   GetSecretInput, Parameter, Provider, SecretValue
 } from '../types.js'
+import { Debounce } from '../../debounce.js'
 import { LocalKms } from './kms.js'
 import { parseStore, StoreFormatError, type StoreModel, type StoredParameter, type StoredSecret } from './store.js'
 
@@ -22,7 +23,10 @@ export interface LocalProviderOptions {
   logger: Logger
   /** Re-read the store when it changes on disk (default true). */
   watch?: boolean
-  /** Quiet time after the last change event before re-reading (default 50 ms). */
+  /**
+   * Quiet time after the last change event before re-reading (default 50 ms); ten times it after
+   * the first event at the latest.
+   */
   debounceMs?: number
 }
 
@@ -43,8 +47,8 @@ export class LocalProvider implements Provider {
   readonly #options: Required<Pick<LocalProviderOptions, 'storeFile' | 'region' | 'debounceMs'>> & { logger: Logger }
   readonly #listeners = new Set<() => void>()
   #watcher: FSWatcher | undefined
-  #debounce: NodeJS.Timeout | undefined
-  #keysDebounce: NodeJS.Timeout | undefined
+  readonly #storeChanged: Debounce
+  readonly #keysChanged: Debounce
   #reloading: Promise<void> = Promise.resolve()
   /** The loaded store text's digest: an event that changed nothing reloads nothing. */
   #digest = ''
@@ -58,6 +62,8 @@ export class LocalProvider implements Provider {
     this.#model = model
     this.kms = kms
     this.#options = { storeFile: options.storeFile, region: options.region, debounceMs: options.debounceMs ?? 50, logger: options.logger }
+    this.#storeChanged = new Debounce(() => { void this.reload() }, this.#options.debounceMs)
+    this.#keysChanged = new Debounce(() => { void this.#reloadKeys() }, this.#options.debounceMs)
   }
 
   static async open (options: LocalProviderOptions): Promise<LocalProvider> {
@@ -180,8 +186,8 @@ export class LocalProvider implements Provider {
     this.#watcher = undefined
     this.#targetWatcher?.close()
     this.#targetWatcher = undefined
-    clearTimeout(this.#debounce)
-    clearTimeout(this.#keysDebounce)
+    this.#storeChanged.cancel()
+    this.#keysChanged.cancel()
     await this.#reloading
   }
 
@@ -201,25 +207,15 @@ export class LocalProvider implements Provider {
     const name = basename(this.#options.storeFile)
     const keys = dirname(this.kms.keyFile) === dirname(resolve(this.#options.storeFile)) ? basename(this.kms.keyFile) : undefined
     this.#watcher = watch(dirname(this.#options.storeFile), { persistent: false }, (_event, filename) => {
-      if (keys !== undefined && (filename === null || filename === keys)) {
-        clearTimeout(this.#keysDebounce)
-        this.#keysDebounce = setTimeout(() => { void this.#reloadKeys() }, this.#options.debounceMs)
-        this.#keysDebounce.unref()
-      }
+      if (keys !== undefined && (filename === null || filename === keys)) this.#keysChanged.poke()
       // A symlinked store changes without an event of its name: Kubernetes swaps the `..data`
       // link a ConfigMap's files point through. Any event may be it; the digest tells.
       if (filename !== null && filename !== name && this.#target === undefined) return
-      this.#reloadSoon()
+      this.#storeChanged.poke()
     })
     this.#watcher.on('error', (error) => {
       this.#options.logger.warn({ err: { message: error.message } }, 'watching the local store failed; edits are no longer picked up')
     })
-  }
-
-  #reloadSoon (): void {
-    clearTimeout(this.#debounce)
-    this.#debounce = setTimeout(() => { void this.reload() }, this.#options.debounceMs)
-    this.#debounce.unref()
   }
 
   /**
@@ -238,7 +234,7 @@ export class LocalProvider implements Provider {
     const name = basename(target)
     try {
       this.#targetWatcher = watch(dirname(target), { persistent: false }, (_event, filename) => {
-        if (filename === null || filename === name) this.#reloadSoon()
+        if (filename === null || filename === name) this.#storeChanged.poke()
       })
       // The directory may go (a ConfigMap's old one does); the link's own watch goes on.
       this.#targetWatcher.on('error', () => { this.#targetWatcher?.close() })
