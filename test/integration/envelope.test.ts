@@ -28,8 +28,11 @@ describe('POST /envelope/* on the local provider', () => {
   beforeEach(async () => { h = await openLocalKmsApp() })
   afterEach(async () => { await h.close() })
 
-  /** The raw AES keyring a reader without the agent builds from the key file. */
-  async function keyringFromKeyFile (arn: string): Promise<RawAesKeyringNode> {
+  /**
+   * The raw AES keyring a reader without the agent builds from the key file. `utf8Sorting` is how
+   * every SDK but JavaScript's (whose default is `localeCompare`) orders the encryption context.
+   */
+  async function keyringFromKeyFile (arn: string, utf8Sorting = true): Promise<RawAesKeyringNode> {
     const file = await h.keyFile()
     const key = file.keys.find((k) => arn.endsWith(`key/${k.id}`))
     assert.ok(key)
@@ -37,7 +40,8 @@ describe('POST /envelope/* on the local provider', () => {
       keyName: arn,
       keyNamespace: 'secrets-agent-local',
       unencryptedMasterKey: new Uint8Array(Buffer.from(key.material, 'base64')),
-      wrappingSuite: RawAesWrappingSuiteIdentifier.AES256_GCM_IV12_TAG16_NO_PADDING
+      wrappingSuite: RawAesWrappingSuiteIdentifier.AES256_GCM_IV12_TAG16_NO_PADDING,
+      utf8Sorting
     })
   }
 
@@ -112,6 +116,26 @@ describe('POST /envelope/* on the local provider', () => {
     assert.equal(direct.plaintext.toString(), SECRET_TEXT)
     assert.equal(direct.messageHeader.encryptionContext.app, 'test')
     assert.equal(viaAgent.Plaintext, b64(SECRET_TEXT))
+  })
+
+  it('orders the context by its UTF-8 bytes, as other SDKs do, and still opens messages ordered the old way', async () => {
+    // Bytes put "Tenant" before "app"; localeCompare puts "app" first.
+    const context = { Tenant: 't1', app: 'orders' }
+    const defaultArn = h.local.kms.listKeys()[0]!.arn
+    const bytewise = await keyringFromKeyFile(defaultArn)
+
+    const { Ciphertext } = json(await h.post('/envelope/encrypt', { Plaintext: b64(SECRET_TEXT), EncryptionContext: context }))
+    const direct = await esdk.decrypt(bytewise, Buffer.from(String(Ciphertext), 'base64'))
+    const fromOtherSdk = await esdk.encrypt(bytewise, Buffer.from(SECRET_TEXT), { encryptionContext: context })
+    const fromOldAgent = await esdk.encrypt(await keyringFromKeyFile(defaultArn, false), Buffer.from(SECRET_TEXT), { encryptionContext: context })
+    const answers = await Promise.all([fromOtherSdk, fromOldAgent].map(async ({ result }) =>
+      await h.post('/envelope/decrypt', { Ciphertext: result.toString('base64') })))
+
+    assert.equal(direct.plaintext.toString(), SECRET_TEXT)
+    for (const answer of answers) {
+      assert.equal(answer.statusCode, 200, answer.body)
+      assert.equal(json(answer).Plaintext, b64(SECRET_TEXT))
+    }
   })
 
   it('takes bodies up to envelope_max_body_bytes (over /kms/*\'s 64 KiB) and answers 413 past it', async () => {

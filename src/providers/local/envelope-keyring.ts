@@ -14,8 +14,14 @@ export const LOCAL_KEY_NAMESPACE = 'secrets-agent-local'
 /**
  * A raw AES keyring over a key's material, as the ESDK would build it anywhere. The material is
  * copied into a `KeyObject` by the SDK, so the caller may zero its buffer once this returns.
+ *
+ * The encryption context, the wrapped key's associated data, is sorted by its UTF-8 bytes, as the
+ * message format says and as the other languages' SDKs sort it. The JavaScript SDK sorts with
+ * `localeCompare` unless told `utf8Sorting`: its default differs from the other SDKs (and from
+ * itself in another locale) for a context like `{ Tenant, app }`. `utf8Sorting: false` gives that
+ * default, for messages written before the agent sorted by bytes.
  */
-export function rawAesKeyring (keyArn: string, material: Uint8Array): RawAesKeyringNode {
+export function rawAesKeyring (keyArn: string, material: Uint8Array, utf8Sorting = true): RawAesKeyringNode {
   // The SDK wants the key alone in its ArrayBuffer; Buffer.from(base64) may sit in a shared pool.
   const isolated = material.byteOffset === 0 && material.byteLength === material.buffer.byteLength
   const key = isolated ? material : new Uint8Array(material)
@@ -24,7 +30,8 @@ export function rawAesKeyring (keyArn: string, material: Uint8Array): RawAesKeyr
       keyName: keyArn,
       keyNamespace: LOCAL_KEY_NAMESPACE,
       unencryptedMasterKey: key,
-      wrappingSuite: RawAesWrappingSuiteIdentifier.AES256_GCM_IV12_TAG16_NO_PADDING
+      wrappingSuite: RawAesWrappingSuiteIdentifier.AES256_GCM_IV12_TAG16_NO_PADDING,
+      utf8Sorting
     })
   } finally {
     if (!isolated) key.fill(0)
@@ -53,13 +60,16 @@ export class LocalKeyring extends KeyringNode {
   }
 
   async _onDecrypt (material: DecryptionMaterial, encryptedDataKeys: EncryptedDataKey[]): Promise<DecryptionMaterial> {
-    return this.#current().onDecrypt(material, encryptedDataKeys)
+    const opened = await this.#current().onDecrypt(material, encryptedDataKeys)
+    if (opened.hasValidKey()) return opened
+    // A message the agent wrote before it sorted the context by bytes: the SDK's default order.
+    return await this.#current(false).onDecrypt(material, encryptedDataKeys)
   }
 
-  #current (): RawAesKeyringNode {
+  #current (utf8Sorting = true): RawAesKeyringNode {
     const { arn, material } = this.#kms.rawKeyMaterial(this.keyArn)
     try {
-      return rawAesKeyring(arn, material)
+      return rawAesKeyring(arn, material, utf8Sorting)
     } finally {
       material.fill(0)
     }
