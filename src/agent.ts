@@ -193,7 +193,7 @@ export async function startAgent (options: AgentOptions): Promise<RunningAgent> 
   // Ready once the provider can answer and the prefetch list has settled (DESIGN §3).
   const stopping = new AbortController()
   // The app's Reads and this one share the cache, so they filter get-by-path answers alike.
-  const reads = new Reads(provider, cache, { secretsMs: config.secretsTtlSeconds * 1000, parametersMs: config.parametersTtlSeconds * 1000 }, (name) => allow.allows('parameters', name))
+  const reads = new Reads(provider, cache, { secretsMs: config.secretsTtlSeconds * 1000, parametersMs: config.parametersTtlSeconds * 1000 }, allow)
   void (async () => {
     if (!await providerReady(provider, readiness, logger, stopping.signal)) return
     readiness.set({ ready: false, reason: 'Prefetching.' })

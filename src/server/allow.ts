@@ -4,6 +4,7 @@
  * for an ARN, a name inside the ARN (see `namesInArn`).
  */
 
+import { AccessDeniedError } from '../providers/errors.js'
 import { Errors } from './errors.js'
 
 /** The kinds of id the allow-list rules, as named in `AgentConfig.allow`. */
@@ -111,6 +112,19 @@ export class AllowList {
     throw new Errors.AccessDenied(`This ${KIND_NAMES[kind]} may not be read through this agent (allow-list).`)
   }
 
+  /**
+   * After the fetch: true when the secret with ARN `arn` (the full ARN upstream answered with,
+   * random suffix and all) may be read. An ARN asked for cannot tell alone:
+   * `…:secret:dev/db-secret` is the full ARN of `dev/db` (its suffix `secret`) or a partial ARN of
+   * `dev/db-secret`, so `allows` lets it through on `dev/db`, and this check sees which secret it
+   * was. Matched on that ARN, the name in it, and its partial ARN.
+   */
+  allowsSecretArn (arn: string): boolean {
+    if (this.allowsEvery('secrets')) return true
+    const partial = /-[A-Za-z0-9]{6}$/.test(arn) ? [arn.slice(0, -7)] : []
+    return this.allows('secrets', arn) || partial.some((id) => this.#rules.secrets.some((pattern) => globMatch(pattern, id)))
+  }
+
   /** True when `kind` allows every id (a `*` pattern, the default). */
   allowsEvery (kind: AllowKind): boolean {
     return this.#rules[kind].includes('*')
@@ -119,5 +133,15 @@ export class AllowList {
   /** `allows('kmsKeys', id)`: a key id, key ARN, alias name or alias ARN. */
   kmsKey (id: string): boolean {
     return this.allows('kmsKeys', id)
+  }
+}
+
+/**
+ * A value the allow-list refuses, found to be so only once fetched (see `allowsSecretArn`).
+ * Thrown by the reads' loaders, so it is never cached; answered 403 like any refusal.
+ */
+export class AllowListRefusal extends AccessDeniedError {
+  constructor (readonly kind: AllowKind, readonly id: string) {
+    super(`This ${KIND_NAMES[kind]} may not be read through this agent (allow-list).`)
   }
 }

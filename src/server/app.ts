@@ -7,7 +7,7 @@ import type { Provider } from '../providers/types.js'
 import type { Metrics } from '../metrics.js'
 import { AccessDeniedError, CredentialsError } from '../providers/errors.js'
 import type { Token } from '../token.js'
-import { AllowList } from './allow.js'
+import { AllowList, AllowListRefusal } from './allow.js'
 import { PUBLIC_PATHS, hasValidToken, pathOf, tokenCheck } from './auth.js'
 import { Errors, toErrorAnswer } from './errors.js'
 import { fastPath } from './fast-path.js'
@@ -102,7 +102,7 @@ export function buildApp (options: AppOptions): FastifyInstance {
   })
 
   const allow = options.allow ?? new AllowList()
-  const reads = new Reads(options.provider, options.cache, { secretsMs: options.secretsTtlMs, parametersMs: options.parametersTtlMs }, (name) => allow.allows('parameters', name))
+  const reads = new Reads(options.provider, options.cache, { secretsMs: options.secretsTtlMs, parametersMs: options.parametersTtlMs }, allow)
   /** Methods each route path answers, for 405's `Allow`. */
   const knownPaths = new Map<string, Set<string>>()
   const prefix = options.pathPrefix ?? '/v1/'
@@ -137,6 +137,8 @@ export function buildApp (options: AppOptions): FastifyInstance {
       request.log.error({ err: { name: (error as Error).name, message: (error as Error).message, stack: (error as Error).stack } }, 'unexpected error')
     } else if (answer.statusCode >= 500) {
       request.log.warn({ type: answer.type, cause: causeName(error) }, 'upstream failure')
+    } else if (error instanceof AllowListRefusal) {
+      request.log.warn({ kind: error.kind, id: error.id }, 'refused by the allow-list')
     } else if (error instanceof AccessDeniedError || error instanceof CredentialsError) {
       // Expired credentials, a missing IAM grant, a disabled key: the operator must hear of it.
       request.log.warn({ route: request.routeOptions.url, type: answer.type }, 'upstream refused access')

@@ -1,7 +1,9 @@
 import type { CacheResult, Loader, SecretCache } from '../cache/secret-cache.js'
 import { cacheKey } from '../cache/secret-cache.js'
+import { REFERENCE_PREFIX } from '../providers/parameter-name.js'
 import { isProviderError } from '../providers/errors.js'
 import type { BatchGetSecretsResult, BatchSecretError, GetSecretInput, Provider, SecretValue } from '../providers/types.js'
+import { AllowList, AllowListRefusal } from './allow.js'
 import { parameterBody, parametersBody, secretBody } from './schemas.js'
 
 export interface ReadTtls {
@@ -29,10 +31,11 @@ export class Reads {
     private readonly cache: SecretCache,
     private readonly ttls: ReadTtls,
     /**
-     * The parameter names a get-by-path answer may hold (the allow-list). Every load of a path
-     * filters with it, whoever asks (a request or the prefetch), since the cached answer serves all.
+     * The allow-list, as it applies to what a load brings back, whoever asks (a request or the
+     * prefetch), since the cached answer serves all: the parameter names a get-by-path answer
+     * may hold, and the secret an ARN turned out to name (`AllowList.allowsSecretArn`).
      */
-    private readonly keepParameter: (name: string) => boolean = () => true
+    private readonly allow: AllowList = new AllowList()
   ) {}
 
   async secret (input: GetSecretInput, refreshNow = false): Promise<CacheResult<null>> {
@@ -59,6 +62,7 @@ export class Reads {
   #secretLoader (input: GetSecretInput): Loader<null> {
     return async (signal) => {
       const value = await this.provider.getSecret(input, { signal })
+      if (!this.allow.allowsSecretArn(value.arn)) throw new AllowListRefusal('secrets', input.secretId)
       return { body: secretBody(value), value: null }
     }
   }
@@ -67,15 +71,17 @@ export class Reads {
     const key = cacheKey('parameter', name, { withDecryption })
     return this.cache.get(key, async (signal) => {
       const value = await this.provider.getParameter({ name, withDecryption }, { signal })
+      // A secret read through /aws/reference/secretsmanager/: its ARN is the secret's.
+      if (name.startsWith(REFERENCE_PREFIX) && !this.allow.allowsSecretArn(value.arn)) throw new AllowListRefusal('secrets', name.slice(REFERENCE_PREFIX.length))
       return { body: parameterBody(value), value: null }
     }, { ttlMs: this.ttls.parametersMs, refreshNow })
   }
 
-  /** Only the names `keepParameter` keeps: the cached answer holds nothing else. */
+  /** Only the names the allow-list allows: the cached answer holds nothing else. */
   async parametersByPath (path: string, recursive: boolean, withDecryption: boolean, refreshNow = false): Promise<CacheResult<null>> {
     const key = cacheKey('path', path, { withDecryption, recursive })
     return this.cache.get(key, async (signal) => {
-      const value = (await this.provider.getParametersByPath({ path, recursive, withDecryption, limit: PATH_LIMIT }, { signal })).filter((p) => this.keepParameter(p.name))
+      const value = (await this.provider.getParametersByPath({ path, recursive, withDecryption, limit: PATH_LIMIT }, { signal })).filter((p) => this.allow.allows('parameters', p.name))
       return { body: parametersBody(value), value: null }
     }, { ttlMs: this.ttls.parametersMs, refreshNow })
   }
@@ -88,9 +94,11 @@ export class Reads {
    * - an id upstream answers authoritatively (not found, access denied) leaves the cache;
    * - when upstream fails transiently, for the batch or for one id, an id with a last good value
    *   gets it (stale if error). The others are listed in `errors` with the failure's code, and
-   *   when no id has a value at all, the batch answers the failure itself.
+   *   when no id has a value at all, the batch answers the failure itself;
+   * - an ARN found to name a secret the allow-list refuses (`allowsSecretArn`) is in `refused`,
+   *   and not cached.
    */
-  async batch (secretIds: string[], refreshNow = false): Promise<{ values: SecretValue[], errors: BatchSecretError[] }> {
+  async batch (secretIds: string[], refreshNow = false): Promise<{ values: SecretValue[], errors: BatchSecretError[], refused: string[] }> {
     const ids = [...new Set(secretIds)]
     const found = new Map<string, SecretValue>()
     /** The ids to ask upstream for, with their cache keys. */
@@ -106,6 +114,7 @@ export class Reads {
       else found.set(id, secretFromBody(hit.entry.body))
     }
     const errors: BatchSecretError[] = []
+    const refused: string[] = []
     if (missing.size > 0) {
       let result: BatchGetSecretsResult
       let failed: unknown
@@ -120,6 +129,10 @@ export class Reads {
       }
       for (const [id, key] of missing) {
         const value = result.values.find((v) => answersTo(v, id))
+        if (value !== undefined && !this.allow.allowsSecretArn(value.arn)) {
+          refused.push(id)
+          continue
+        }
         if (value !== undefined) {
           found.set(id, value)
           this.cache.set(key, { body: secretBody(value), value: null }, this.ttls.secretsMs, askedAt)
@@ -140,7 +153,7 @@ export class Reads {
       if (failed !== undefined && found.size === 0) throw failed
     }
     const values = ids.map((id) => found.get(id)).filter((v): v is SecretValue => v !== undefined)
-    return { values, errors }
+    return { values, errors, refused }
   }
 
   /**

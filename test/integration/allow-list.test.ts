@@ -142,3 +142,47 @@ describe('the allow-list, with a prefetched parameter path', () => {
     assert.deepEqual(names, ['/app/level'])
   })
 })
+
+describe('the allow-list, with an ARN that could name either of two secrets', () => {
+  // `…:secret:dev/db-secret` is a partial ARN of dev/db-secret, or the full ARN dev/db would have
+  // with the suffix "secret": upstream resolves it to dev/db-secret.
+  const partialArn = (name: string): string => secretArn(name, 'us-east-1').slice(0, -7)
+  let agent: TestAgent
+
+  before(async () => {
+    agent = await startTestAgent({
+      store: 'secrets:\n  dev/db: dev-db-pw\n  dev/db-secret: FORBIDDEN-value\n',
+      config: { allow: { secrets: ['dev/db'], parameters: ['/aws/reference/secretsmanager/*'], kmsKeys: ['*'] } }
+    })
+  })
+  after(async () => { await agent.stop() })
+
+  it('refuses the secret the ARN turned out to name, on every route and every time, with a warning', async () => {
+    const arn = partialArn('dev/db-secret')
+    const answers = []
+    for (let i = 0; i < 2; i++) {
+      answers.push(await agent.get(`/secretsmanager/get?secretId=${encodeURIComponent(arn)}`))
+      answers.push(await agent.get(`/v1/${encodeURIComponent(arn)}`))
+      answers.push(await agent.get(`/systemsmanager/parameters/get?name=${encodeURIComponent(`/aws/reference/secretsmanager/${arn}`)}&withDecryption=true`))
+    }
+    const batch = await agent.get(`/secretsmanager/batch-get?secretId=${encodeURIComponent(arn)}&secretId=dev/db`)
+
+    for (const answer of answers) {
+      assert.equal(answer.status, 403)
+      assert.equal((await answer.json() as Record<string, string>).__type, 'AccessDeniedException')
+    }
+    const body = await batch.json() as { SecretValues: Array<{ Name: string }>, Errors: Array<{ SecretId: string, ErrorCode: string }> }
+    assert.deepEqual(body.SecretValues.map((v) => v.Name), ['dev/db'])
+    assert.deepEqual(body.Errors.map((e) => [e.SecretId, e.ErrorCode]), [[arn, 'AccessDeniedException']])
+    assert.ok(!agent.rawLogs().includes('FORBIDDEN-value'))
+    assert.ok(agent.logs().some((l) => l.level === 40 && l.msg === 'refused by the allow-list' && l.id === arn))
+  })
+
+  it('still serves the allowed secret by its full ARN and by its partial ARN', async () => {
+    for (const arn of [secretArn('dev/db', 'us-east-1'), partialArn('dev/db')]) {
+      const answer = await agent.get(`/secretsmanager/get?secretId=${encodeURIComponent(arn)}`)
+      assert.equal(answer.status, 200)
+      assert.equal((await answer.json() as Record<string, string>).SecretString, 'dev-db-pw')
+    }
+  })
+})

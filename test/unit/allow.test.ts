@@ -89,4 +89,18 @@ describe('AllowList', () => {
     assert.ok(!allow.allows('secrets', 'other/db'))
     assert.ok(allow.allows('parameters', '/anything'), 'a kind not given keeps the default')
   })
+
+  it('checks the full ARN a secret was fetched by: its name, the ARN, and its partial ARN', () => {
+    const prefix = 'arn:aws:secretsmanager:us-east-1:111122223333:secret:'
+    const byName = new AllowList({ secrets: ['dev/db'] })
+    assert.ok(byName.allowsSecretArn(`${prefix}dev/db-AbC123`))
+    // Asked as `${prefix}dev/db-secret`, which passes `allows` on "dev/db", and was that secret.
+    assert.ok(!byName.allowsSecretArn(`${prefix}dev/db-secret-XyZ789`))
+
+    const byPartialArn = new AllowList({ secrets: [`${prefix}dev/db`] })
+    assert.ok(byPartialArn.allowsSecretArn(`${prefix}dev/db-AbC123`))
+    assert.ok(!byPartialArn.allowsSecretArn(`${prefix}dev/db-secret-XyZ789`))
+
+    assert.ok(new AllowList().allowsSecretArn(`${prefix}anything-AbC123`))
+  })
 })

@@ -73,11 +73,13 @@ export const secretRoutes: FastifyPluginCallback<{ reads: Reads, pathPrefix: str
     }
   }, async (request, reply) => {
     const ids = request.query.secretId.map((id) => checkId(id, 'secretId'))
-    // Refused ids are reported in Errors, as AWS reports ids it cannot read, and never fetched.
-    const refused = ids.filter((id) => !allow.allows('secrets', id))
+    // Refused ids are reported in Errors, as AWS reports ids it cannot read, and never fetched
+    // (or, for an ARN that turned out to name a refused secret, never cached).
+    const refusedFirst = ids.filter((id) => !allow.allows('secrets', id))
+    const allowed = ids.filter((id) => !refusedFirst.includes(id))
+    const result = allowed.length > 0 ? await reads.batch(allowed, flag(request.query.refreshNow)) : { values: [], errors: [], refused: [] }
+    const refused = [...refusedFirst, ...result.refused]
     if (refused.length > 0) request.log.warn({ kind: 'secrets', ids: refused }, 'refused by the allow-list')
-    const allowed = ids.filter((id) => !refused.includes(id))
-    const result = allowed.length > 0 ? await reads.batch(allowed, flag(request.query.refreshNow)) : { values: [], errors: [] }
     const errors = [
       ...result.errors.map((e) => ({ SecretId: e.secretId, ErrorCode: e.errorCode, Message: e.message })),
       ...[...new Set(refused)].map((id) => ({ SecretId: id, ErrorCode: 'AccessDeniedException', Message: 'This secret may not be read through this agent (allow-list).' }))
