@@ -2,7 +2,7 @@ import type { ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { nodeHttp } from '../builtins.js'
-import { Errors } from './errors.js'
+import { Errors, type ApiError } from './errors.js'
 import { JSON_TYPE, MAX_HEADER_BYTES, MAX_URL_BYTES } from './limits.js'
 import { errorBody } from './schemas.js'
 
@@ -68,34 +68,47 @@ function answeringOn (socket: Socket): ServerResponse | undefined {
  */
 export function clientErrorHandler (error: Error & { code?: string }, socket: Socket): void {
   if (error.code === 'ECONNRESET' || error.code === 'HPE_CLOSED_CONNECTION' || socket.destroyed) return
-  // Bytes of no HTTP after requests still being answered (a kept-alive client pipelining, or
-  // writing its next request wrong): those requests get their answers, in turn, and then the
-  // connection closes; the bytes get none. An error answer now would be read as a request's.
-  const answering = answeringOn(socket)
-  if (answering !== undefined) {
-    socket.pause()
-    const closeAfter = (response: ServerResponse): void => {
-      // Node hands the socket to the next queued answer before this listener runs.
-      response.once('finish', () => {
-        const next = answeringOn(socket)
-        if (next !== undefined && next !== response) closeAfter(next)
-        else socket.destroySoon()
-      })
-      response.once('close', () => { if (!response.writableFinished && !socket.destroyed) socket.destroy() })
-    }
-    closeAfter(answering)
-    return
-  }
   const answer = error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
     ? new Errors.RequestTimeout()
     : error.code === 'HPE_HEADER_OVERFLOW'
       ? new Errors.HeadersTooLarge(MAX_HEADER_BYTES)
       : new Errors.Validation('The request is not valid HTTP.')
-  const { statusCode: status, code: type, message } = answer
-  // Write an answer only on a connection that has had none: after a response (one that said
-  // `Connection: close`, or an earlier one on a kept-alive connection) more bytes would corrupt
-  // what the client reads. Node's own handler holds back for the same reason.
-  if (socket.writable && socket.bytesWritten === 0) {
+  // A request whose body did not come in time: its answer has not begun, and never will (the
+  // route waits for the body). It gets the 408 in its place, when its turn comes.
+  const timedOut = (response: ServerResponse): boolean =>
+    error.code === 'ERR_HTTP_REQUEST_TIMEOUT' && !response.headersSent && !response.req.complete
+  const answering = answeringOn(socket)
+  if (answering === undefined) {
+    // Write an answer only on a connection that has had none: after a response (one that said
+    // `Connection: close`, or an earlier one on a kept-alive connection) more bytes would
+    // corrupt what the client reads. Node's own handler holds back for the same reason.
+    answerAndClose(socket, socket.bytesWritten === 0 ? answer : undefined)
+    return
+  }
+  // Requests still being answered (a kept-alive client pipelining, or writing its next request
+  // wrong): those requests get their answers, in turn, and then the connection closes; the bytes
+  // get none. An error answer now would be read as a request's.
+  socket.pause()
+  const closeAfter = (response: ServerResponse): void => {
+    if (timedOut(response)) {
+      answerAndClose(socket, answer)
+      return
+    }
+    // Node hands the socket to the next queued answer before this listener runs.
+    response.once('finish', () => {
+      const next = answeringOn(socket)
+      if (next !== undefined && next !== response) closeAfter(next)
+      else socket.destroySoon()
+    })
+    response.once('close', () => { if (!response.writableFinished && !socket.destroyed) socket.destroy() })
+  }
+  closeAfter(answering)
+}
+
+/** Writes `answer` (when given) as the connection's last answer, and closes it. */
+function answerAndClose (socket: Socket, answer: ApiError | undefined): void {
+  if (answer !== undefined && socket.writable) {
+    const { statusCode: status, code: type, message } = answer
     const body = errorBody(type, message)
     socket.write(`HTTP/1.1 ${status} ${nodeHttp().STATUS_CODES[status] ?? ''}\r\nContent-Type: ${JSON_TYPE}\r\nCache-Control: no-store\r\nConnection: close\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`)
   }

@@ -127,6 +127,22 @@ describe('request limits on a listening agent', () => {
     assert.ok(Date.now() - started < 4000, 'well before the test gives up')
   })
 
+  it('answers 408 when a request\'s body does not arrive within the request timeout, and closes', async () => {
+    const started = Date.now()
+    const head = `POST /kms/encrypt HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Aws-Parameters-Secrets-Token: ${TOKEN}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n`
+    const response = await raw(port, `${head}{"Plain`, 5000)
+    assert.equal(statusOf(response), 408, response)
+    assert.equal(bodyOf(response).__type, 'RequestTimeoutException')
+    assert.ok(Date.now() - started < 4000, 'the agent closed the connection, not the test')
+  })
+
+  it('answers 408 for a late body after an answered request on a kept-alive connection', async () => {
+    const get = `GET /v1/s HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Aws-Parameters-Secrets-Token: ${TOKEN}\r\n\r\n`
+    const post = `POST /kms/encrypt HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Aws-Parameters-Secrets-Token: ${TOKEN}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"Plain`
+    const response = await raw(port, `${get}${post}`, 5000)
+    assert.deepEqual(response.match(/HTTP\/1\.1 \d+/g), ['HTTP/1.1 200', 'HTTP/1.1 408'], response)
+  })
+
   it('answers 429 on connections beyond max_conn, and serves again once they close', async () => {
     const held: Socket[] = []
     try {
