@@ -66,7 +66,13 @@ export class Token {
     if (file === null || this.#watcher !== undefined) return
     // Read 50 ms after the changes stop, and 500 ms after the first at the latest: a directory
     // that never goes quiet (other files written there all the time) must not put it off for ever.
-    this.#watcher = watch(dirname(file), { persistent: false }, () => { this.#changed.poke() })
+    try {
+      this.#watcher = watch(dirname(file), { persistent: false }, () => { this.#changed.poke() })
+    } catch (error) {
+      // Out of inotify watches or instances (EMFILE, ENOSPC), say: the token read at start serves.
+      this.#logger?.warn({ tokenFile: file, err: { code: (error as NodeJS.ErrnoException).code, message: (error as Error).message } }, 'cannot watch the token file; a rotated token takes effect at the next restart')
+      return
+    }
     this.#watcher.on('error', () => { /* the directory went away; keep the token we have */ })
   }
 

@@ -206,13 +206,19 @@ export class LocalProvider implements Provider {
     // The KMS key file beside it too, when it is there: `store key` adds and disables keys.
     const name = basename(this.#options.storeFile)
     const keys = dirname(this.kms.keyFile) === dirname(resolve(this.#options.storeFile)) ? basename(this.kms.keyFile) : undefined
-    this.#watcher = watch(dirname(this.#options.storeFile), { persistent: false }, (_event, filename) => {
-      if (keys !== undefined && (filename === null || filename === keys)) this.#keysChanged.poke()
-      // A symlinked store changes without an event of its name: Kubernetes swaps the `..data`
-      // link a ConfigMap's files point through. Any event may be it; the digest tells.
-      if (filename !== null && filename !== name && this.#target === undefined) return
-      this.#storeChanged.poke()
-    })
+    try {
+      this.#watcher = watch(dirname(this.#options.storeFile), { persistent: false }, (_event, filename) => {
+        if (keys !== undefined && (filename === null || filename === keys)) this.#keysChanged.poke()
+        // A symlinked store changes without an event of its name: Kubernetes swaps the `..data`
+        // link a ConfigMap's files point through. Any event may be it; the digest tells.
+        if (filename !== null && filename !== name && this.#target === undefined) return
+        this.#storeChanged.poke()
+      })
+    } catch (error) {
+      // Out of inotify watches or instances (EMFILE, ENOSPC), say: the store still serves, as read.
+      this.#options.logger.warn({ err: { code: (error as NodeJS.ErrnoException).code, message: (error as Error).message } }, 'cannot watch the local store; edits are not picked up until a restart')
+      return
+    }
     this.#watcher.on('error', (error) => {
       this.#options.logger.warn({ err: { message: error.message } }, 'watching the local store failed; edits are no longer picked up')
     })
