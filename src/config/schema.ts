@@ -65,7 +65,7 @@ export const SETTINGS: readonly SettingSpec[] = [
   // As the Secrets Manager Agent reads it: whatever follows the prefix is the id, so `/v1` serves
   // `GET /v1/prod/db` as the secret `/prod/db`, and `/v1/` as `prod/db`.
   { key: 'path_prefix', type: { kind: 'string', pattern: /^\/[A-Za-z0-9_\-/]*$/, describe: 'a path starting with /' }, default: '/v1/', doc: 'Prefix of the `GET <prefix><secretId>` route; the rest of the path is the id.' },
-  { key: 'max_conn', type: int(1, 10000), default: 800, doc: 'Inbound connections held open at once; more are answered 429.' },
+  { key: 'max_conn', type: int(1, 10000), default: 800, doc: 'Inbound connections held open at once; more are answered 429 (`/ping` and `/ready` excepted).' },
 
   { key: 'cache_enabled', type: bool, default: true, env: ['PARAMETERS_SECRETS_EXTENSION_CACHE_ENABLED'], doc: 'false: every read goes upstream (still coalesced).' },
   { key: 'cache_size', type: int(0, 100000), default: 1000, env: ['PARAMETERS_SECRETS_EXTENSION_CACHE_SIZE'], doc: 'Most entries cached; 0 turns caching off.' },

@@ -2,6 +2,7 @@ import type { ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { nodeHttp } from '../builtins.js'
+import { PUBLIC_PATHS, pathOf } from './auth.js'
 import { Errors, type ApiError } from './errors.js'
 import { JSON_TYPE, MAX_HEADER_BYTES, MAX_URL_BYTES } from './limits.js'
 import { errorBody } from './schemas.js'
@@ -18,6 +19,10 @@ export function isOverLimit (socket: Socket | null | undefined): boolean {
  * Counts open connections; one accepted beyond `max` is marked, and its requests are answered
  * 429 and the connection closed. Answering (rather than dropping, as `server.maxConnections`
  * does) tells a client to back off instead of retrying at once.
+ *
+ * `/ping` and `/ready` are answered on such a connection too, which then closes: an app whose
+ * pool holds `max` connections open must not make the orchestrator's probes fail and restart
+ * the agent. They cost what the 429 would.
  */
 export function limitConnections (app: FastifyInstance, max: number): (request: FastifyRequest, reply: FastifyReply, done: (error?: Error) => void) => void {
   let open = 0
@@ -28,7 +33,9 @@ export function limitConnections (app: FastifyInstance, max: number): (request: 
   })
   return function checkConnections (request, reply, done) {
     if (isOverLimit(request.raw.socket)) {
-      void reply.header('connection', 'close').header('retry-after', '1')
+      void reply.header('connection', 'close')
+      if (PUBLIC_PATHS.has(pathOf(request.url))) return done()
+      void reply.header('retry-after', '1')
       return done(new Errors.TooManyConnections())
     }
     done()

@@ -157,6 +157,14 @@ describe('request limits on a listening agent', () => {
       assert.match(refused, /\r\nretry-after: 1\r\n/i)
       assert.equal(bodyOf(refused).__type, 'TooManyConnectionsException')
       assert.ok(!refused.includes('value'), 'no secret bytes')
+      // The orchestrator's probes still get their answer, and the connection still closes.
+      for (const probe of ['/ping', '/ready']) {
+        const started = Date.now()
+        const answer = await raw(port, `GET ${probe} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`)
+        assert.equal(statusOf(answer), 200, answer)
+        assert.match(answer, /\r\nconnection: close\r\n/i)
+        assert.ok(Date.now() - started < 2000, 'the agent closed the connection, not the test')
+      }
     } finally {
       for (const s of held) s.destroy()
     }
