@@ -81,7 +81,11 @@ export function buildApp (options: AppOptions): FastifyInstance {
       maxHeaderSize: MAX_URL_BYTES + MAX_HEADER_BYTES + 4096,
       headersTimeout: options.requestTimeoutMs ?? 10_000,
       // How often Node checks for requests past their timeout (default 30 s).
-      connectionsCheckingInterval: Math.min(1000, options.requestTimeoutMs ?? 10_000)
+      connectionsCheckingInterval: Math.min(1000, options.requestTimeoutMs ?? 10_000),
+      // An HTTP/1.1 request without Host would get Node's own bare 400 (no JSON body, no
+      // no-store). The agent serves one host, so Host tells it nothing; such requests are
+      // answered like any other.
+      requireHostHeader: false
     },
     // Errors fastify raises before routing (a malformed percent-encoding in the path): still no
     // answer but 401 without the token, and our error shape with it.
@@ -95,7 +99,10 @@ export function buildApp (options: AppOptions): FastifyInstance {
       void (reply as FastifyReply).code(answer.statusCode).header('cache-control', 'no-store').type(JSON_TYPE).send(errorBody(answer.type, answer.message))
       request.log.debug({ code: error.code }, 'request refused before routing')
     },
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
+    // No type coercion: a KMS body's `{"a": 1}` context or `["alias/x"]` KeyId is refused, as KMS
+    // refuses it, not read as a string. (Query values are strings already; batch-get's one
+    // `secretId` is made a list by its route.)
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
     // The built agent's route schemas come compiled (scripts/precompile-schemas.ts, with the
     // options above); run from src/, fastify compiles them here as usual.
     ...(typeof SECRETS_AGENT_SCHEMA_COMPILERS === 'undefined' ? {} : { schemaController: { compilersFactory: SECRETS_AGENT_SCHEMA_COMPILERS } })

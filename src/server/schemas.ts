@@ -12,7 +12,11 @@ const nullableString = { type: ["string", "null"] }
 const nullableInteger = { type: ['integer', 'null'] }
 
 /** `true/false/1/0`, as the Lambda extension and the Secrets Manager Agent accept. */
-export const booleanFlag = { type: 'string', enum: ['true', 'false', '1', '0'] }
+/**
+ * A boolean query parameter. `True` and `TRUE` too: the Secrets Manager Agent compares without
+ * case, and Python's requests sends `True` for `params={'refreshNow': True}`.
+ */
+export const booleanFlag = { type: 'string', enum: ['true', 'false', '1', '0', 'True', 'False', 'TRUE', 'FALSE'] }
 
 export const secretValueSchema = {
   type: 'object',

@@ -139,6 +139,21 @@ describe('POST /kms/* on the local provider', () => {
     assert.match(String(json(answers[0]!).message), /Unknown field "Extra"/)
   })
 
+  it('refuses fields of the wrong JSON type, as KMS does, rather than converting them', async () => {
+    const answers = await Promise.all([
+      h.post('/kms/encrypt', { KeyId: 'alias/secrets-agent/default', Plaintext: b64('x'), EncryptionContext: { a: 1 } }),
+      h.post('/kms/encrypt', { KeyId: ['alias/secrets-agent/default'], Plaintext: b64('x') }),
+      h.post('/kms/generate-data-key', { KeyId: 'alias/secrets-agent/default', NumberOfBytes: '32' }),
+      h.post('/kms/generate-data-key', { KeyId: 'alias/secrets-agent/default', KeySpec: ['AES_256'] }),
+      h.post('/envelope/encrypt', { Plaintext: b64('x'), EncryptionContext: { a: true } })
+    ])
+
+    for (const answer of answers) {
+      assert.equal(answer.statusCode, 400, answer.body)
+      assert.equal(json(answer).__type, 'ValidationException')
+    }
+  })
+
   it('answers 413 for a body over 64 KiB, 415 for a body that is not JSON, 401 without the token', async () => {
     const big = await h.post('/kms/encrypt', { KeyId: 'alias/secrets-agent/default', Plaintext: 'A'.repeat(70_000) })
     const text = await h.post('/kms/encrypt', 'KeyId=alias/secrets-agent/default', { 'content-type': 'text/plain' })

@@ -127,6 +127,16 @@ describe('request limits on a listening agent', () => {
     assert.ok(Date.now() - started < 4000, 'well before the test gives up')
   })
 
+  it('answers a request without a Host header as any other, in its own shape', async () => {
+    const served = await raw(port, `GET /v1/s HTTP/1.1\r\nX-Aws-Parameters-Secrets-Token: ${TOKEN}\r\nConnection: close\r\n\r\n`)
+    const refused = await raw(port, 'GET /v1/s HTTP/1.1\r\nConnection: close\r\n\r\n')
+    assert.equal(statusOf(served), 200, served)
+    assert.equal(bodyOf(served).SecretString, 'value')
+    assert.equal(statusOf(refused), 401, refused)
+    assert.equal(bodyOf(refused).__type, 'UnauthorizedException')
+    assert.match(refused, /\r\ncache-control: no-store\r\n/i)
+  })
+
   it('answers 408 when a request\'s body does not arrive within the request timeout, and closes', async () => {
     const started = Date.now()
     const head = `POST /kms/encrypt HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Aws-Parameters-Secrets-Token: ${TOKEN}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n`

@@ -231,25 +231,28 @@ describe('GET /secretsmanager/get', () => {
     assert.equal(calls.count, 1)
   })
 
-  it('goes upstream again when refreshNow=true', async (t) => {
-    // refreshNow is rate-limited to once a second per key: step the cache's clock past that.
-    const clock = fakeClock()
-    const h = await open(t, { now: clock.now })
-    const calls = h.countSecretCalls()
-    const url = `/secretsmanager/get?secretId=${db.name}`
-    await get(h, url)
-    clock.advance(2_000)
+  // True and TRUE as well, as the Secrets Manager Agent takes them: Python's requests sends True.
+  for (const value of ['true', 'True', 'TRUE', '1']) {
+    it(`goes upstream again when refreshNow=${value}`, async (t) => {
+      // refreshNow is rate-limited to once a second per key: step the cache's clock past that.
+      const clock = fakeClock()
+      const h = await open(t, { now: clock.now })
+      const calls = h.countSecretCalls()
+      const url = `/secretsmanager/get?secretId=${db.name}`
+      await get(h, url)
+      clock.advance(2_000)
 
-    const refreshed = await get(h, `${url}&refreshNow=true`)
-    const after = await get(h, url)
+      const refreshed = await get(h, `${url}&refreshNow=${value}`)
+      const after = await get(h, url)
 
-    assert.equal(refreshed.statusCode, 200)
-    assert.equal(calls.count, 2)
-    assert.equal(refreshed.headers['x-cache'], 'MISS')
-    assert.equal(refreshed.headers.age, '0')
-    assert.equal(after.headers['x-cache'], 'HIT')
-    assert.equal(calls.count, 2)
-  })
+      assert.equal(refreshed.statusCode, 200)
+      assert.equal(calls.count, 2)
+      assert.equal(refreshed.headers['x-cache'], 'MISS')
+      assert.equal(refreshed.headers.age, '0')
+      assert.equal(after.headers['x-cache'], 'HIT')
+      assert.equal(calls.count, 2)
+    })
+  }
 
   it('accepts refreshNow=false and refreshNow=0 as a normal read', async (t) => {
     const h = await open(t)

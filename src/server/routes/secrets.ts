@@ -70,6 +70,12 @@ export const secretRoutes: FastifyPluginCallback<{ reads: Reads, pathPrefix: str
         }
       },
       response: { 200: batchGetSchema, ...errorResponses(400, 401, 403, 429, 502, 503, 504) }
+    },
+    // One `secretId=` is a string to the query parser: the list of one id the schema wants.
+    preValidation: (request, _reply, done) => {
+      const query = request.query as { secretId?: unknown }
+      if (typeof query.secretId === 'string') query.secretId = [query.secretId]
+      done()
     }
   }, async (request, reply) => {
     const ids = request.query.secretId.map((id) => checkId(id, 'secretId'))
