@@ -69,10 +69,14 @@ function resolve (spec: SettingSpec, sources: Sources): ResolvedSetting {
     const raw = sources.flags[s.flag]
     if (raw !== undefined) return { value: coerce(spec, raw, `--${s.flag}`), source: 'flag', origin: `--${s.flag}` }
   }
-  for (const s of chain) {
-    for (const name of [envName(s.key), ...(s.env ?? [])]) {
-      const raw = sources.env[name]
-      if (raw !== undefined && raw !== '') return { value: coerce(spec, raw, name), source: 'env', origin: name }
+  // Our variables first, then the ones the Lambda extension and the Secrets Manager Agent read:
+  // where ours and theirs both set a value, ours wins, even when theirs is the narrower setting.
+  for (const names of [(s: SettingSpec) => [envName(s.key)], (s: SettingSpec) => s.env ?? []]) {
+    for (const s of chain) {
+      for (const name of names(s)) {
+        const raw = sources.env[name]
+        if (raw !== undefined && raw !== '') return { value: coerce(spec, raw, name), source: 'env', origin: name }
+      }
     }
   }
   for (const s of chain) {

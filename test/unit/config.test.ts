@@ -101,6 +101,13 @@ describe('loadConfig', () => {
     assert.equal(config.parametersTtlSeconds, 7)
   })
 
+  it('prefers our own general variable over the Lambda extension\'s narrower one', async () => {
+    const { config, settings } = await loadConfig({ env: { SECRETS_MANAGER_TTL: '300', SECRETS_AGENT_TTL_SECONDS: '60' } })
+    assert.equal(config.secretsTtlSeconds, 60)
+    assert.equal(settings.get('secrets_ttl_seconds')?.origin, 'SECRETS_AGENT_TTL_SECONDS')
+    assert.equal(config.parametersTtlSeconds, 60)
+  })
+
   it('finds the config file named by SECRETS_AGENT_CONFIG', async () => {
     const { config } = await loadConfig({ env: { SECRETS_AGENT_CONFIG: SMA_CONFIG } })
     assert.equal(config.httpPort, 2775)
