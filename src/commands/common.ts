@@ -47,10 +47,26 @@ export function fail (command: string, code: number, message: string): number {
   return code
 }
 
-/** Writes to stdout and resolves once the bytes are handed to the OS (the CLI exits soon after). */
+/** Whether writeOut has put its listener on stdout's errors. */
+let stdoutErrorsHeard = false
+
+/**
+ * Writes to stdout and resolves once the bytes are handed to the OS (the CLI exits soon after).
+ * A stdout that cannot take them (a pipe whose reader has gone: `... | head -c0`) rejects with a
+ * CommandError, EXIT.failure: one line on stderr, not a stack trace.
+ */
 export function writeOut (data: string | Uint8Array): Promise<void> {
+  // The write's callback reports the error; without a listener, the stream's 'error' event
+  // would also throw it, uncaught.
+  if (!stdoutErrorsHeard) {
+    process.stdout.on('error', () => {})
+    stdoutErrorsHeard = true
+  }
   return new Promise((resolve, reject) => {
-    process.stdout.write(data, (error) => { if (error === null || error === undefined) resolve(); else reject(error) })
+    process.stdout.write(data, (error) => {
+      if (error === null || error === undefined) resolve()
+      else reject(new CommandError(EXIT.failure, `cannot write to stdout: ${(error as NodeJS.ErrnoException).code ?? error.message}`))
+    })
   })
 }
 

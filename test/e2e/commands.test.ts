@@ -418,6 +418,24 @@ describe('secrets-agent health, get and store', () => {
     })
   })
 
+  it('get and health exit 1 with one line on stderr when stdout\'s reader has gone', async () => {
+    for (const args of [['get', 'app/db'], ['health']]) {
+      const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], {
+        env: { PATH: process.env.PATH, HOME: process.env.HOME, NODE_NO_WARNINGS: '1', ...env },
+        stdio: ['ignore', 'pipe', 'pipe']
+      })
+      // As `secrets-agent get app/db | head -c0`: the pipe's read end closed before the write.
+      child.stdout?.destroy()
+      let stderr = ''
+      child.stderr?.on('data', (chunk: Buffer) => { stderr += chunk.toString('utf8') })
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000)
+      const code = await new Promise((resolve) => child.on('close', (exit) => { clearTimeout(timer); resolve(exit) }))
+
+      assert.equal(code, EXIT.failure, stderr)
+      assert.match(stderr, new RegExp(`^secrets-agent ${args[0]!}: cannot write to stdout: EPIPE\n$`))
+    }
+  })
+
   it('--help describes each new command, and the main help lists them', async () => {
     const [main, ...helps] = await Promise.all([run(['--help']), ...['health', 'get', 'store'].map((c) => run([c, '--help']))])
 
