@@ -166,7 +166,7 @@ export async function startAgent (options: AgentOptions): Promise<RunningAgent> 
 
   let url: string
   try {
-    url = await app.listen({ host: config.host, port: config.httpPort })
+    url = await app.listen({ host: config.host.replace(/^\[(.*)\]$/, '$1'), port: config.httpPort })
   } catch (error) {
     await provider.close()
     token.close()

@@ -141,7 +141,7 @@ async function run (command: string, loaded: LoadedConfig, env: NodeJS.ProcessEn
   let agent: RunningAgent
   try {
     token = command === 'dev'
-      ? await loadDevToken({ tokenFile: config.tokenFile, env, logger })
+      ? await loadDevToken({ tokenFile: config.tokenFile, generate: config.generateToken, fileMode: config.tokenFileMode, env, logger })
       : await loadToken({ tokenFile: config.tokenFile, generate: config.generateToken, fileMode: config.tokenFileMode, envVariables: config.ssrfEnvVariables, env, logger })
     agent = await startAgent({ config, token, logger, env, createStore: command === 'dev' })
   } catch (error) {

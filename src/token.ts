@@ -153,9 +153,10 @@ export async function loadToken (options: TokenOptions): Promise<Token> {
  * The token of `secrets-agent dev`: `--token-file`, else AWS_TOKEN, else a generated one in a
  * file only this user can read. Never AWS_SESSION_TOKEN: on a laptop that is an AWS credential.
  */
-export async function loadDevToken (options: Omit<TokenOptions, 'envVariables' | 'generate' | 'fileMode'>): Promise<Token> {
+export async function loadDevToken (options: Omit<TokenOptions, 'envVariables' | 'generate' | 'fileMode'> & Partial<Pick<TokenOptions, 'generate' | 'fileMode'>>): Promise<Token> {
   if (options.tokenFile !== null || (options.env.AWS_TOKEN ?? '').trim() !== '') {
-    return loadToken({ ...options, envVariables: ['AWS_TOKEN'], generate: false, fileMode: 0o600 })
+    // `--generate-token` makes `--token-file` where it is missing, as for serve.
+    return loadToken({ ...options, generate: options.generate ?? false, fileMode: options.fileMode ?? 0o600, envVariables: ['AWS_TOKEN'] })
   }
   const file = devTokenPath(options.env)
   if (!(await pathExists(file))) {

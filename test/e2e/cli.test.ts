@@ -115,6 +115,25 @@ describe('secrets-agent CLI', () => {
     assert.match(agent.output(), /"level":40.*non-loopback/)
   })
 
+  it('serve listens on an IPv6 loopback address written in brackets, as in a URL', async () => {
+    const store = join(dir, 'ipv6-store.yaml')
+    await writeFile(store, 'secrets:\n  app/key: over-ipv6\n')
+    const agent = start(['serve', '--provider', 'local', '--store', store, '--host', '[::1]', '--port', '0'], { AWS_TOKEN: 'tok-6' })
+    const [, port] = await agent.waitFor(/"port":(\d+)/)
+    const answer = await fetch(`http://[::1]:${port}/secretsmanager/get?secretId=app/key`, { headers: { 'X-Aws-Parameters-Secrets-Token': 'tok-6' } })
+    assert.equal(((await answer.json()) as { SecretString: string }).SecretString, 'over-ipv6')
+  })
+
+  it('dev makes the token file --generate-token names, as serve does', async () => {
+    const store = join(dir, 'dev-generate', 'store.yaml')
+    const tokenFile = join(dir, 'dev-generate', 'token')
+    const agent = start(['dev', '--port', '0', '--store', store, '--token-file', tokenFile, '--generate-token'])
+    const [, port] = await agent.waitFor(/127\.0\.0\.1:(\d+)/)
+    const token = (await readFile(tokenFile, 'utf8')).trim()
+    const answer = await fetch(`http://127.0.0.1:${port}/secretsmanager/get?secretId=dev/example/database`, { headers: { 'X-Aws-Parameters-Secrets-Token': token } })
+    assert.equal(answer.status, 200)
+  })
+
   it('stops with exit code 2 and names the key for a bad setting', async () => {
     const agent = start(['serve', '--port', '99999'], { AWS_TOKEN: 't' })
     assert.equal(await agent.exited(), 2)
