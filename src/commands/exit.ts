@@ -15,7 +15,7 @@ export const EXIT = {
   denied: 4,
   /** Nothing answered in time (connection refused, timeout), or the agent answered 429 or 5xx. */
   unreachable: 5,
-  /** `health`: the agent answered, but not 200 (`/ready` says not ready yet, or it is stopping). */
+  /** `health`: the agent answered, but not 200 (`/ready` says not ready yet). A stopping agent takes no connection: 5. */
   unhealthy: 6
 } as const
 
