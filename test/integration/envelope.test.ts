@@ -138,6 +138,31 @@ describe('POST /envelope/* on the local provider', () => {
     }
   })
 
+  it('opens its messages, and its /kms ciphertexts, with the agent running in another region', async () => {
+    const { join } = await import('node:path')
+    const { pino } = await import('pino')
+    const { LocalProvider } = await import('../../src/providers/local/provider.js')
+    const arn = await h.local.kms.createKey({ alias: 'alias/it/regional' })
+    const message = json(await h.post('/envelope/encrypt', { KeyId: 'alias/it/regional', Plaintext: b64(SECRET_TEXT) }))
+    const direct = json(await h.post('/kms/encrypt', { KeyId: arn, Plaintext: b64(SECRET_TEXT) }))
+
+    // The same store and key file, the agent now run with AWS_REGION=eu-west-1.
+    const elsewhere = await LocalProvider.open({ storeFile: join(h.dir, 'store.yaml'), region: 'eu-west-1', logger: pino({ level: 'silent' }), watch: false })
+    try {
+      const opened = await new Envelope({ provider: elsewhere }).decrypt({ ciphertext: Buffer.from(String(message.Ciphertext), 'base64') })
+      // And a us-east-1 ARN kept in an app's settings still names the key.
+      const again = await elsewhere.encrypt({ keyId: arn, plaintext: Buffer.from(SECRET_TEXT) })
+      const back = await elsewhere.decrypt({ ciphertextBlob: Buffer.from(String(direct.CiphertextBlob), 'base64') })
+
+      assert.equal(opened.plaintext.toString(), SECRET_TEXT)
+      assert.deepEqual(opened.keyIds, [arn])
+      assert.equal(again.keyId, arn.replace('us-east-1', 'eu-west-1'))
+      assert.equal(Buffer.from(back.plaintext).toString(), SECRET_TEXT)
+    } finally {
+      await elsewhere.close()
+    }
+  })
+
   it('takes bodies up to envelope_max_body_bytes (over /kms/*\'s 64 KiB) and answers 413 past it', async () => {
     const large = await h.post('/envelope/encrypt', { Plaintext: b64(Buffer.alloc(100 * 1024, 7)) })
     await reopen({ envelopeMaxBodyBytes: 2048 })

@@ -45,14 +45,20 @@ export function rawAesKeyring (keyArn: string, material: Uint8Array, utf8Sorting
  * under a raw AES keyring (see `LOCAL_KEY_NAMESPACE`).
  */
 export class LocalKeyring extends KeyringNode {
-  /** The key ARN: the `keyName` of the raw AES keyring, found in the messages it makes. */
+  /** The key ARN, in the agent's region. */
   readonly keyArn: string
+  /**
+   * The `keyName` of the raw AES keyring, found in the messages it makes: the key ARN, or the ARN
+   * the caller named the key by (a message's own, which may name another region).
+   */
+  readonly keyName: string
   readonly #kms: LocalKms
 
-  constructor (kms: LocalKms, keyArn: string) {
+  constructor (kms: LocalKms, keyArn: string, keyName = keyArn) {
     super()
     this.#kms = kms
     this.keyArn = keyArn
+    this.keyName = keyName
   }
 
   async _onEncrypt (material: EncryptionMaterial): Promise<EncryptionMaterial> {
@@ -67,9 +73,9 @@ export class LocalKeyring extends KeyringNode {
   }
 
   #current (utf8Sorting = true): RawAesKeyringNode {
-    const { arn, material } = this.#kms.rawKeyMaterial(this.keyArn)
+    const { material } = this.#kms.rawKeyMaterial(this.keyArn)
     try {
-      return rawAesKeyring(arn, material, utf8Sorting)
+      return rawAesKeyring(this.keyName, material, utf8Sorting)
     } finally {
       material.fill(0)
     }
@@ -83,5 +89,6 @@ export class LocalKeyring extends KeyringNode {
 export function localEnvelopeKeyring (kms: LocalKms, keyId: string): LocalKeyring {
   const { arn, material } = kms.rawKeyMaterial(keyId)
   material.fill(0)
-  return new LocalKeyring(kms, arn)
+  // A key ARN names the key as the message does (`MessageKeyring` passes the message's own).
+  return new LocalKeyring(kms, arn, /^arn:[^:]+:kms:[^:]*:[^:]*:key\//.test(keyId) ? keyId : arn)
 }

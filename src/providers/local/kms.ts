@@ -258,17 +258,29 @@ export class LocalKms implements Pick<Provider, 'encrypt' | 'decrypt' | 'generat
     return `${this.#arnPrefix}key/${key.id}`
   }
 
-  /** Finds a key by id, key ARN, alias name or alias ARN. */
+  /**
+   * Finds a key by id, key ARN, alias name or alias ARN. An ARN of this account names the key in
+   * any region: the key file is not regional, and a message written while the agent ran as
+   * us-east-1 names its key by a us-east-1 ARN, which must still open under eu-west-1.
+   */
   #resolve (ring: KeyRing, keyId: string): LocalKey {
     if (typeof keyId !== 'string' || keyId === '') throw new InvalidRequestError('KeyId must be a non-empty string.')
     let id: string | undefined
-    if (keyId.startsWith(`${this.#arnPrefix}key/`)) id = keyId.slice(this.#arnPrefix.length + 4)
-    else if (keyId.startsWith(`${this.#arnPrefix}alias/`)) id = ring.aliases.get(keyId.slice(this.#arnPrefix.length))
+    const resource = this.#resourceOf(keyId)
+    if (resource?.startsWith('key/') === true) id = resource.slice(4)
+    else if (resource?.startsWith('alias/') === true) id = ring.aliases.get(resource)
     else if (keyId.startsWith('alias/')) id = ring.aliases.get(keyId)
     else if (!keyId.startsWith('arn:')) id = keyId
     const key = id === undefined ? undefined : ring.keys.get(id)
     if (key === undefined) throw new NotFoundError(`Key ${keyId} does not exist.`, { code: 'NotFoundException' })
     return key
+  }
+
+  /** `key/<id>` or `alias/<name>` of a KMS ARN of this account, in any region; else undefined. */
+  #resourceOf (arn: string): string | undefined {
+    const parts = arn.split(':')
+    if (parts.length !== 6 || parts[0] !== 'arn' || parts[1]?.startsWith('aws') !== true || parts[2] !== 'kms' || parts[4] !== this.accountId) return undefined
+    return parts[5]
   }
 
   #checkEnabled (key: LocalKey): void {
