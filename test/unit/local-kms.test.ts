@@ -229,13 +229,24 @@ describe('LocalKms encrypt and decrypt', () => {
     const unknown = [
       '00000000-0000-4000-8000-000000000000',
       'alias/nope',
-      `arn:aws:kms:us-east-1:${ACCOUNT}:key/${uuid}`,
+      `arn:aws:kms:${REGION}:111111111111:key/${uuid}`,
       `arn:aws:kms:${REGION}:111111111111:alias/aws/ssm`,
+      `arn:aws:s3:${REGION}:${ACCOUNT}:key/${uuid}`,
       `key/${uuid}`
     ]
 
     for (const keyId of unknown) {
       await assert.rejects(kms.encrypt({ keyId, plaintext: text('x') }), notFound, keyId)
+    }
+  })
+
+  it('finds a key by its key or alias ARN in any region: the key file is not regional', async (t) => {
+    const kms = await openKms(t)
+    const uuid = kms.defaultKeyArn.slice(kms.defaultKeyArn.lastIndexOf('/') + 1)
+
+    for (const keyId of [`arn:aws:kms:us-east-1:${ACCOUNT}:key/${uuid}`, `arn:aws:kms:ap-south-2:${ACCOUNT}:alias/aws/ssm`]) {
+      const { keyId: used } = await kms.encrypt({ keyId, plaintext: text('x') })
+      assert.equal(used, kms.defaultKeyArn, keyId)
     }
   })
 
