@@ -139,6 +139,22 @@ describe('POST /kms/* on the local provider', () => {
     assert.match(String(json(answers[0]!).message), /Unknown field "Extra"/)
   })
 
+  it('refuses a context with a lone surrogate, which would read as another context, and takes an emoji', async () => {
+    const lone = await Promise.all([
+      h.post('/kms/encrypt', { KeyId: 'alias/secrets-agent/default', Plaintext: b64('x'), EncryptionContext: { k: '\ud800' } }),
+      h.post('/kms/encrypt', { KeyId: 'alias/secrets-agent/default', Plaintext: b64('x'), EncryptionContext: { '\udfff': 'v' } }),
+      h.post('/envelope/encrypt', { Plaintext: b64('x'), EncryptionContext: { k: 'a\udbffb' } })
+    ])
+    const emoji = await h.post('/kms/encrypt', { KeyId: 'alias/secrets-agent/default', Plaintext: b64('x'), EncryptionContext: { k: '\u{1F511}' } })
+    const opened = await h.post('/kms/decrypt', { CiphertextBlob: json(emoji).CiphertextBlob, EncryptionContext: { k: '\u{1F511}' } })
+
+    for (const answer of lone) {
+      assert.equal(answer.statusCode, 400, answer.body)
+      assert.match(String(json(answer).message), /lone surrogate/)
+    }
+    assert.equal(opened.statusCode, 200, opened.body)
+  })
+
   it('refuses fields of the wrong JSON type, as KMS does, rather than converting them', async () => {
     const answers = await Promise.all([
       h.post('/kms/encrypt', { KeyId: 'alias/secrets-agent/default', Plaintext: b64('x'), EncryptionContext: { a: 1 } }),

@@ -29,6 +29,9 @@ export interface KmsRoutesOptions {
   envelopeMaxBodyBytes?: number | undefined
 }
 
+/** A UTF-16 surrogate without its other half (a `u` regexp sees a pair as one code point). */
+const LONE_SURROGATE = /\p{Cs}/u
+
 /** Standard base64 with padding, as KMS's JSON API sends blobs. */
 const base64 = { type: 'string', pattern: '^[A-Za-z0-9+/]*={0,2}$', description: 'base64' }
 const encryptionContext = {
@@ -80,6 +83,18 @@ export const kmsRoutes: FastifyPluginCallback<KmsRoutesOptions> = (app, options,
 
   // Bodies here are JSON only: without fastify's text/plain parser, any other type is a 415.
   app.removeContentTypeParser('text/plain')
+
+  // A context is bound to the ciphertext as UTF-8, where every lone surrogate (`"\ud800"` in
+  // JSON) becomes U+FFFD: two different contexts would open the same ciphertext, and an envelope
+  // message would fail its own round trip. KMS answers such a string 400; so does the agent.
+  app.addHook('preHandler', (request, _reply, done) => {
+    const context = (request.body as { EncryptionContext?: EncryptionContext } | undefined)?.EncryptionContext
+    if (context !== undefined && Object.entries(context).some(([key, value]) => LONE_SURROGATE.test(key) || LONE_SURROGATE.test(value))) {
+      done(new Errors.Validation('EncryptionContext keys and values must be valid Unicode (a lone surrogate is not).'))
+      return
+    }
+    done()
+  })
 
   const checkKey = (request: FastifyRequest, id: string): void => {
     if (!allow.kmsKey(id)) refuse(request, [id])
