@@ -127,6 +127,8 @@ export class Envelope {
   readonly #client = buildClient({ commitmentPolicy: CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT, maxEncryptedDataKeys: MAX_ENCRYPTED_DATA_KEYS })
   readonly #cache = getLocalCryptographicMaterialsCache<NodeAlgorithmSuite>(CACHE_CAPACITY)
   readonly #encryptors = new Map<string, NodeMaterialsManager>()
+  /** Data keys being made, by partition, suite and context (`CoalescingMaterials`). */
+  readonly #underWay = new Map<string, Promise<unknown>>()
   readonly #timeoutMs: number
 
   constructor (options: EnvelopeOptions) {
@@ -213,7 +215,8 @@ export class Envelope {
     if (kept !== undefined) return { materials: kept, fresh: false }
     const keyring = await this.#provider.envelopeKeyring(keyId)
     if (this.#caching === false) return { materials: keyring, fresh: false }
-    return { materials: this.#cachingManager(keyring, `encrypt:${keyId}`), fresh: true }
+    const partition = `encrypt:${keyId}`
+    return { materials: new CoalescingMaterials(this.#cachingManager(keyring, partition), this.#underWay, partition), fresh: true }
   }
 
   /** Keeps a manager once it has worked, so ids that name no key never take a place. */
@@ -238,6 +241,47 @@ export class Envelope {
       maxMessagesEncrypted: caching.maxMessages,
       maxBytesEncrypted: caching.maxBytes
     })
+  }
+}
+
+/**
+ * A caching materials manager whose concurrent misses make one data key, not one each. The ESDK's
+ * manager asks the keyring (GenerateDataKey) for every request that finds nothing cached, so a
+ * busy agent sent a burst of KMS calls at start and again each time the data key aged out. Here a
+ * request that finds another under way for the same suite and context waits for it, then asks the
+ * cache in turn (and finds the new key there, within the reuse limits). Materials are never
+ * shared: the ESDK zeroes them after each message.
+ */
+class CoalescingMaterials implements NodeMaterialsManager {
+  readonly #inner: NodeMaterialsManager
+  /** Shared by the managers of one envelope: two made for one key id at once coalesce too. */
+  readonly #underWay: Map<string, Promise<unknown>>
+  readonly #partition: string
+
+  constructor (inner: NodeMaterialsManager, underWay: Map<string, Promise<unknown>>, partition: string) {
+    this.#inner = inner
+    this.#underWay = underWay
+    this.#partition = partition
+  }
+
+  async getEncryptionMaterials (request: Parameters<NodeMaterialsManager['getEncryptionMaterials']>[0]): ReturnType<NodeMaterialsManager['getEncryptionMaterials']> {
+    const key = `${this.#partition} ${request.suite?.id ?? ''} ${JSON.stringify(Object.entries(request.encryptionContext).sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0))}`
+    const ahead = this.#underWay.get(key)
+    if (ahead !== undefined) {
+      await ahead.catch(() => {})
+      return await this.#inner.getEncryptionMaterials(request)
+    }
+    const call = this.#inner.getEncryptionMaterials(request)
+    this.#underWay.set(key, call)
+    try {
+      return await call
+    } finally {
+      if (this.#underWay.get(key) === call) this.#underWay.delete(key)
+    }
+  }
+
+  async decryptMaterials (request: Parameters<NodeMaterialsManager['decryptMaterials']>[0]): ReturnType<NodeMaterialsManager['decryptMaterials']> {
+    return await this.#inner.decryptMaterials(request)
   }
 }
 

@@ -416,6 +416,18 @@ describe('data-key caching against KMS, counted at the fake (envelope over the a
     assert.equal(h.fake.count('Decrypt'), 1)
   })
 
+  it('makes one GenerateDataKey call for 50 encryptions at once, cold, and one per context', async () => {
+    h.fake.createKey({ alias: 'bulk' })
+    const envelope = envelopeOver(true)
+
+    const burst = await Promise.all(Array.from({ length: 50 }, async (_, i) =>
+      await envelope.encrypt({ plaintext: Buffer.from(`message ${i}`), encryptionContext: { app: i % 2 === 0 ? 'even' : 'odd' } })))
+    const opened = await Promise.all([burst[0]!, burst[1]!].map(async ({ ciphertext }) => (await envelope.decrypt({ ciphertext })).plaintext.toString()))
+
+    assert.equal(h.fake.count('GenerateDataKey'), 2)
+    assert.deepEqual(opened, ['message 0', 'message 1'])
+  })
+
   it('makes one GenerateDataKey call per encryption with caching off (200 encryptions, to keep it quick)', async () => {
     h.fake.createKey({ alias: 'bulk' })
     const envelope = envelopeOver(false)
