@@ -20,6 +20,22 @@ export function hasValidToken (token: Token, names: readonly string[], headers: 
   return false
 }
 
+/**
+ * Whether the first value sent of one of the header `names` (lower case) is the token. Node joins
+ * a header sent twice into `"a, b"`, which `hasValidToken` refuses; the Secrets Manager Agent
+ * takes the first value, and so does this (a client library or proxy may repeat a header).
+ */
+export function firstSentIsToken (token: Token, names: readonly string[], rawHeaders: readonly string[]): boolean {
+  const seen = new Set<string>()
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!.toLowerCase()
+    if (!names.includes(name) || seen.has(name)) continue
+    seen.add(name)
+    if (token.matches(rawHeaders[i + 1]!)) return true
+  }
+  return false
+}
+
 /** Whether a request shows signs of having come through a proxy (`X-Forwarded-For`, `Forwarded`). */
 export function isForwarded (headers: IncomingHttpHeaders): boolean {
   return headers['x-forwarded-for'] !== undefined || headers.forwarded !== undefined
@@ -35,7 +51,7 @@ export function tokenCheck (token: Token, headers: readonly string[], onFailure:
   const shown = headers[0] ?? 'X-Aws-Parameters-Secrets-Token'
   return function checkToken (request: FastifyRequest, _reply: FastifyReply, done: (error?: Error) => void): void {
     if (PUBLIC_PATHS.has(pathOf(request.url))) return done()
-    if (!hasValidToken(token, names, request.headers)) {
+    if (!hasValidToken(token, names, request.headers) && !firstSentIsToken(token, names, request.raw.rawHeaders)) {
       onFailure()
       return done(new Errors.Unauthorized(shown))
     }

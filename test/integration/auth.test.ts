@@ -145,6 +145,22 @@ describe('the token check', () => {
     assert.equal(JSON.parse(statuses[0]?.body ?? '').SecretString, FIXTURE.stringSecret.value)
   })
 
+  it('takes the first value of a token header sent twice, as the Secrets Manager Agent does', async (t) => {
+    const h = await open(t)
+    await h.app.listen({ host: '127.0.0.1', port: 0 })
+    const { port } = h.app.server.address() as AddressInfo
+    const url = `/v1/${FIXTURE.stringSecret.name}`
+
+    const statuses = await Promise.all([
+      rawGet(port, url, { 'X-Aws-Parameters-Secrets-Token': [h.token, h.token] }),
+      rawGet(port, url, { 'X-Aws-Parameters-Secrets-Token': [h.token, 'wrong'] }),
+      rawGet(port, url, { 'X-Aws-Parameters-Secrets-Token': ['wrong', h.token] })
+    ])
+
+    assert.deepEqual(statuses.map((s) => s.status), [200, 200, 401])
+    assert.equal(JSON.parse(statuses[0]?.body ?? '').SecretString, FIXTURE.stringSecret.value)
+  })
+
   it('answers /ping with 200 text "healthy" without a token', async (t) => {
     const h = await open(t)
 
@@ -220,7 +236,7 @@ describe('a token file', () => {
   })
 })
 
-async function rawGet (port: number, path: string, headers: Record<string, string>): Promise<{ status: number, body: string }> {
+async function rawGet (port: number, path: string, headers: Record<string, string | string[]>): Promise<{ status: number, body: string }> {
   return new Promise((resolve, reject) => {
     const req = request({ host: '127.0.0.1', port, path, method: 'GET', headers }, (res) => {
       const chunks: Buffer[] = []
