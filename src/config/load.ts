@@ -75,7 +75,7 @@ function resolve (spec: SettingSpec, sources: Sources): ResolvedSetting {
     for (const s of chain) {
       for (const name of names(s)) {
         const raw = sources.env[name]
-        if (raw !== undefined && raw !== '') return { value: coerce(spec, raw, name), source: 'env', origin: name }
+        if (raw !== undefined && (raw !== '' || spec.emptyIsValue === true)) return { value: coerce(spec, raw, name), source: 'env', origin: name }
       }
     }
   }

@@ -30,6 +30,12 @@ export interface SettingSpec {
   alsoFrom?: readonly string[]
   /** Redacted by `secrets-agent config`. */
   secret?: boolean
+  /**
+   * An empty environment variable is a value (an empty list), not "unset". For the allow-lists:
+   * `SECRETS_AGENT_ALLOW_SECRETS=""`, what a deployment template writes for an empty list, must
+   * allow nothing, not fall back on the default `*`.
+   */
+  emptyIsValue?: boolean
   doc: string
 }
 
@@ -92,9 +98,9 @@ export const SETTINGS: readonly SettingSpec[] = [
   { key: 'prefetch.parameter_paths', type: list, default: [], doc: 'Parameter paths loaded (recursively, decrypted) at start.' },
   { key: 'prefetch_timeout_seconds', type: int(0, HOUR), default: 30, doc: 'Longest that transient prefetch failures hold readiness.' },
 
-  { key: 'allow.secrets', type: list, default: ['*'], doc: 'Glob patterns of secrets that may be read.' },
-  { key: 'allow.parameters', type: list, default: ['*'], doc: 'Glob patterns of parameters that may be read.' },
-  { key: 'allow.kms_keys', type: list, default: ['*'], doc: 'Glob patterns of KMS key ids, ARNs or aliases that may be used.' },
+  { key: 'allow.secrets', type: list, default: ['*'], emptyIsValue: true, doc: 'Glob patterns of secrets that may be read.' },
+  { key: 'allow.parameters', type: list, default: ['*'], emptyIsValue: true, doc: 'Glob patterns of parameters that may be read.' },
+  { key: 'allow.kms_keys', type: list, default: ['*'], emptyIsValue: true, doc: 'Glob patterns of KMS key ids, ARNs or aliases that may be used.' },
 
   { key: 'kms.default_key_id', type: str, default: null, doc: 'Key for /envelope/encrypt when the request names none.' },
   { key: 'kms.data_key_caching', type: bool, default: true, doc: 'Reuse envelope data keys within the limits below.' },

@@ -119,6 +119,16 @@ describe('loadConfig', () => {
     assert.deepEqual(config.allow.secrets, ['app/*'])
   })
 
+  it('reads an empty allow-list variable as an empty list, which allows nothing, and other empty variables as unset', async () => {
+    // What a deployment template writes for an empty list: it must not fall back on `*`.
+    const { config } = await loadConfig({ env: { SECRETS_AGENT_ALLOW_SECRETS: '', SECRETS_AGENT_ALLOW_KMS_KEYS: '', SECRETS_AGENT_PREFETCH_SECRETS: '', SECRETS_AGENT_CACHE_SIZE: '' } })
+    assert.deepEqual(config.allow.secrets, [])
+    assert.deepEqual(config.allow.kmsKeys, [])
+    assert.deepEqual(config.allow.parameters, ['*'])
+    assert.deepEqual(config.prefetch.secrets, [])
+    assert.equal(config.cacheSize, 1000)
+  })
+
   it('accepts true/false/1/0/yes/no for booleans', async () => {
     for (const [raw, expected] of [['true', true], ['1', true], ['YES', true], ['false', false], ['0', false], ['no', false]] as const) {
       const { config } = await loadConfig({ env: { SECRETS_AGENT_ALLOW_REMOTE: raw } })
