@@ -116,13 +116,19 @@ export class AllowList {
    * After the fetch: true when the secret with ARN `arn` (the full ARN upstream answered with,
    * random suffix and all) may be read. An ARN asked for cannot tell alone:
    * `…:secret:dev/db-secret` is the full ARN of `dev/db` (its suffix `secret`) or a partial ARN of
-   * `dev/db-secret`, so `allows` lets it through on `dev/db`, and this check sees which secret it
-   * was. Matched on that ARN, the name in it, and its partial ARN.
+   * `dev/db-secret`, and `…:secret:payments-3zhK6X` passes `payments-*` on its name as written,
+   * though it is the full ARN of `payments`. So `allows` lets such ARNs through, and this check
+   * sees which secret it was: matched on the full ARN, its partial ARN and the secret's name,
+   * never on the name with its suffix.
    */
   allowsSecretArn (arn: string): boolean {
     if (this.allowsEvery('secrets')) return true
-    const partial = /-[A-Za-z0-9]{6}$/.test(arn) ? [arn.slice(0, -7)] : []
-    return this.allows('secrets', arn) || partial.some((id) => this.#rules.secrets.some((pattern) => globMatch(pattern, id)))
+    const marker = arn.indexOf(':secret:')
+    const suffixed = /-[A-Za-z0-9]{6}$/.test(arn)
+    const candidates = [arn]
+    if (suffixed) candidates.push(arn.slice(0, -7))
+    if (marker !== -1) candidates.push(arn.slice(marker + ':secret:'.length, suffixed ? -7 : undefined))
+    return this.#rules.secrets.some((pattern) => candidates.some((candidate) => globMatch(pattern, candidate)))
   }
 
   /** True when `kind` allows every id (a `*` pattern, the default). */

@@ -178,6 +178,23 @@ describe('the allow-list, with an ARN that could name either of two secrets', ()
     assert.ok(agent.logs().some((l) => l.level === 40 && l.msg === 'refused by the allow-list' && l.id === arn))
   })
 
+  it('refuses a secret by its full ARN when a wildcard matches only its name with the suffix', async () => {
+    const wildcard = await startTestAgent({
+      store: 'secrets:\n  payments: ROOT-SECRET\n  payments-api: api-value\n',
+      config: { allow: { secrets: ['payments-*'], parameters: ['*'], kmsKeys: ['*'] } }
+    })
+    try {
+      const full = secretArn('payments', 'us-east-1')
+      assert.equal((await wildcard.get(`/secretsmanager/get?secretId=${encodeURIComponent(full)}`)).status, 403)
+      assert.equal((await wildcard.get(`/v1/${encodeURIComponent(full)}`)).status, 403)
+      assert.equal((await wildcard.get(`/systemsmanager/parameters/get?name=${encodeURIComponent(`/aws/reference/secretsmanager/${full}`)}&withDecryption=true`)).status, 403)
+      assert.equal((await wildcard.get(`/secretsmanager/get?secretId=${encodeURIComponent(secretArn('payments-api', 'us-east-1'))}`)).status, 200)
+      assert.ok(!wildcard.rawLogs().includes('ROOT-SECRET'))
+    } finally {
+      await wildcard.stop()
+    }
+  })
+
   it('still serves the allowed secret by its full ARN and by its partial ARN', async () => {
     for (const arn of [secretArn('dev/db', 'us-east-1'), partialArn('dev/db')]) {
       const answer = await agent.get(`/secretsmanager/get?secretId=${encodeURIComponent(arn)}`)

@@ -101,6 +101,12 @@ describe('AllowList', () => {
     assert.ok(byPartialArn.allowsSecretArn(`${prefix}dev/db-AbC123`))
     assert.ok(!byPartialArn.allowsSecretArn(`${prefix}dev/db-secret-XyZ789`))
 
+    // `${prefix}payments-3zhK6X` passes `payments-*` as asked; the secret it names is `payments`.
+    const wildcard = new AllowList({ secrets: ['payments-*'] })
+    assert.ok(wildcard.allows('secrets', `${prefix}payments-3zhK6X`))
+    assert.ok(!wildcard.allowsSecretArn(`${prefix}payments-3zhK6X`))
+    assert.ok(wildcard.allowsSecretArn(`${prefix}payments-api-Qw12Er`))
+
     assert.ok(new AllowList().allowsSecretArn(`${prefix}anything-AbC123`))
   })
 })
