@@ -249,7 +249,9 @@ export class Envelope {
  * manager asks the keyring (GenerateDataKey) for every request that finds nothing cached, so a
  * busy agent sent a burst of KMS calls at start and again each time the data key aged out. Here a
  * request that finds another under way for the same suite and context waits for it, then asks the
- * cache in turn (and finds the new key there, within the reuse limits). Materials are never
+ * cache in turn (and finds the new key there, within the reuse limits). When that call fails, the
+ * requests that waited for it fail with it, as readers of one cached secret share its fetch: KMS
+ * throttling or timing out is not then asked again by each of them at once. Materials are never
  * shared: the ESDK zeroes them after each message.
  */
 class CoalescingMaterials implements NodeMaterialsManager {
@@ -268,7 +270,7 @@ class CoalescingMaterials implements NodeMaterialsManager {
     const key = `${this.#partition} ${request.suite?.id ?? ''} ${JSON.stringify(Object.entries(request.encryptionContext).sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0))}`
     const ahead = this.#underWay.get(key)
     if (ahead !== undefined) {
-      await ahead.catch(() => {})
+      await ahead
       return await this.#inner.getEncryptionMaterials(request)
     }
     const call = this.#inner.getEncryptionMaterials(request)

@@ -428,6 +428,25 @@ describe('data-key caching against KMS, counted at the fake (envelope over the a
     assert.deepEqual(opened, ['message 0', 'message 1'])
   })
 
+  it('gives the requests that waited for a failed GenerateDataKey its failure, not a call each', async () => {
+    h.fake.createKey({ alias: 'bulk' })
+    const envelope = envelopeOver(true)
+    h.fake.inject({ kind: 'throttle' }, { operation: 'GenerateDataKey', times: 1 })
+
+    const burst = await Promise.allSettled(Array.from({ length: 20 }, async (_, i) =>
+      await envelope.encrypt({ plaintext: Buffer.from(`message ${i}`), encryptionContext: { app: 'bulk' } })))
+    const calls = h.fake.count('GenerateDataKey')
+    const later = await envelope.encrypt({ plaintext: Buffer.from('later'), encryptionContext: { app: 'bulk' } })
+
+    assert.equal(calls, 1)
+    for (const result of burst) {
+      assert.equal(result.status, 'rejected')
+      assert.equal((result as PromiseRejectedResult).reason.name, 'ThrottledError')
+    }
+    assert.equal((await envelope.decrypt({ ciphertext: later.ciphertext })).plaintext.toString(), 'later')
+    assert.equal(h.fake.count('GenerateDataKey'), 2)
+  })
+
   it('makes one GenerateDataKey call per encryption with caching off (200 encryptions, to keep it quick)', async () => {
     h.fake.createKey({ alias: 'bulk' })
     const envelope = envelopeOver(false)
