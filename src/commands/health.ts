@@ -19,8 +19,9 @@ Flags:
   --config PATH  the TOML file serve reads (also SECRETS_AGENT_CONFIG)
   --timeout S    give up after S seconds (default 2)
 
-Exit codes: 0 healthy (or ready); 5 nothing answered in time; 6 the agent answered, but not
-200 (not ready yet, or stopping); 2 bad usage. The reason is one line on stderr.
+Exit codes: 0 healthy (or ready); 5 nothing answered in time (a stopping agent takes no new
+connection); 6 the agent answered, but not 200 (not ready yet); 2 bad usage. The reason is one
+line on stderr.
 `
 
 const FLAGS = {

@@ -13,7 +13,7 @@ describe('Debounce', () => {
   beforeEach(() => {
     mock.timers.enable({ apis: ['setTimeout', 'Date'], now: 0 })
     runs = []
-    debounce = new Debounce(() => { runs.push(Date.now()) }, 50, 500)
+    debounce = new Debounce(() => { runs.push(Date.now()) }, 50, 500, () => Date.now())
   })
   afterEach(() => { mock.timers.reset() })
 
@@ -41,7 +41,7 @@ describe('Debounce', () => {
     debounce = new Debounce(() => {
       runs.push(Date.now())
       if (runs.length === 1) debounce.poke()
-    }, 50, 500)
+    }, 50, 500, () => Date.now())
     debounce.poke()
     advance(200)
     assert.deepEqual(runs, [50, 100])
@@ -55,7 +55,7 @@ describe('Debounce', () => {
   })
 
   it('takes a cap below the quiet time as the quiet time', () => {
-    debounce = new Debounce(() => { runs.push(Date.now()) }, 50, 10)
+    debounce = new Debounce(() => { runs.push(Date.now()) }, 50, 10, () => Date.now())
     debounce.poke()
     advance(20)
     debounce.poke()
