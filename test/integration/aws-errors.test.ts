@@ -103,6 +103,19 @@ describe('aws provider over HTTP: AWS errors become the statuses of DESIGN §2',
     assert.equal((JSON.parse(answer.body) as { SecretString: string }).SecretString, '{"password":"pw-Xq7"}')
   })
 
+  it('keeps serving a cached value when AWS refuses the signing time (a clock off by minutes), and says so', async () => {
+    await get('/secretsmanager/get?secretId=app/db')
+    h.clock.advance(301_000)
+    h.fake.inject({ kind: 'awsError', code: 'RequestExpired', status: 400, message: 'Request has expired.' })
+
+    const stale = await get('/secretsmanager/get?secretId=app/db')
+    const cold = await get('/systemsmanager/parameters/get?name=/app/level')
+
+    assert.equal(stale.statusCode, 200)
+    assert.equal(stale.headers['x-cache'], 'STALE')
+    assert.match(errorOf(cold, 403).message, /clock/)
+  })
+
   it('answers 502 for a 500, a reset connection and an unparseable answer', async () => {
     h.fake.inject({ kind: 'error500' }, { times: 1 })
     const internal = errorOf(await get('/secretsmanager/get?secretId=app/db'), 502)
@@ -203,6 +216,45 @@ describe('aws provider over HTTP: AWS errors become the statuses of DESIGN §2',
       for (const leak of [ACCOUNT, ROLE, 'arn:aws:']) assert.ok(!e.Message.includes(leak), e.Message)
     }
   })
+})
+
+describe('aws provider over HTTP: the credential chain failing', () => {
+  /** An error as the SDK's STS client throws it from AssumeRoleWithWebIdentity. */
+  const stsError = (name: string, status: number): Error =>
+    Object.assign(new Error('Couldn\'t retrieve verification key from your identity provider'), { name, $fault: 'client', $metadata: { httpStatusCode: status, requestId: 'sts-request' } })
+
+  for (const [name, status] of [['IDPCommunicationError', 400], ['InvalidIdentityToken', 400], ['AccessDenied', 403], ['ExpiredTokenException', 400]] as const) {
+    it(`keeps serving a cached value when getting credentials fails with ${name}, and answers 502 with nothing cached`, async () => {
+      let failing = false
+      const h = await openAwsApp({
+        provider: {
+          credentials: async () => {
+            if (failing) throw stsError(name, status)
+            return { accessKeyId: 'ASIATEST', secretAccessKey: 'secret', sessionToken: 'token', expiration: new Date(Date.now() + 1000) }
+          }
+        }
+      })
+      try {
+        h.fake.putSecret({ name: 'app/db', secretString: 'pw-Cr3' })
+        h.fake.putSecret({ name: 'app/other', secretString: 'other' })
+        await h.app.inject({ url: '/secretsmanager/get?secretId=app/db', headers: h.auth })
+        failing = true
+        h.clock.advance(301_000)
+
+        const cached = await h.app.inject({ url: '/secretsmanager/get?secretId=app/db', headers: h.auth })
+        const cold = await h.app.inject({ url: '/secretsmanager/get?secretId=app/other', headers: h.auth })
+
+        assert.equal(cached.statusCode, 200, cached.body)
+        assert.equal(cached.headers['x-cache'], 'STALE')
+        assert.equal(cold.statusCode, 502, cold.body)
+        const body = JSON.parse(cold.body) as { __type: string, message: string }
+        assert.equal(body.__type, 'CredentialsUnavailableException')
+        assert.match(body.message, new RegExp(`credential source failed with ${name}`))
+      } finally {
+        await h.close()
+      }
+    })
+  }
 })
 
 describe('aws provider over HTTP: upstream calls, counted at the fake', () => {

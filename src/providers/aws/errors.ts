@@ -32,6 +32,8 @@ const invalid = (message: string): Make => (_service, code, cause) => new Invali
 
 const credentialsInvalid: Make = (_service, code, cause) => new CredentialsError("The agent's AWS credentials are invalid or expired; renew them (for example `aws sso login`) or check the task or pod role.", { code, cause })
 
+const clockSkewed: Make = (_service, code, cause) => new CredentialsError("AWS refused the request's signing time: this machine's clock is more than 5 minutes off.", { code, cause })
+
 const accessDenied: Make = (service, code, cause) => new AccessDeniedError(
   service === 'kms'
     ? "The agent's AWS identity is not allowed to use this KMS key."
@@ -84,6 +86,9 @@ const BY_CODE: Readonly<Record<string, Make>> = {
   MissingAuthenticationTokenException: credentialsInvalid,
   InvalidAccessKeyId: credentialsInvalid,
   AuthFailure: credentialsInvalid,
+  // The request's signing time is too far from AWS's: the machine's clock, not the secret.
+  RequestExpired: clockSkewed,
+  RequestTimeTooSkewed: clockSkewed,
 
   // Throttling: the SDK's own list (@smithy/core retry), so what it retries is what we call throttled.
   ThrottlingException: throttled,
@@ -173,11 +178,7 @@ export function toProviderError (error: unknown, service: AwsService): ProviderE
     return new UpstreamTimeoutError(`${upstream} did not answer in time.`, { cause: error })
   }
   if (facts.throttling || facts.status === 429) return throttled(service, facts.name || 'ThrottlingException', error)
-  if (facts.name === 'CredentialsProviderError') {
-    // Transient on purpose: a credential source that is briefly down (container endpoint, IMDS)
-    // should not make the cache drop values it holds.
-    return new UpstreamError('The agent could not obtain AWS credentials: no source in the chain worked (environment, profile or SSO session, web identity, container, instance). For an SSO profile, run `aws sso login`.', { code: CREDENTIALS_UNAVAILABLE, cause: error })
-  }
+  if (facts.name === 'CredentialsProviderError') return credentialsUnavailable(error)
   if (facts.message === 'Region is missing') {
     return new UpstreamError('No AWS region is configured: set `region`, AWS_REGION, or use a profile that has one.', { code: REGION_MISSING, cause: error })
   }
@@ -200,6 +201,18 @@ export function toProviderError (error: unknown, service: AwsService): ProviderE
   if (facts.status === 403) return accessDenied(service, facts.name || 'AccessDeniedException', error)
   if (facts.status !== undefined && facts.status >= 400) return refused(service, facts.name || 'ValidationException', error)
   return new UpstreamError(`The call to ${upstream} failed.`, { cause: error })
+}
+
+/**
+ * Whatever the credential chain threw: no source worked, or one failed (STS refusing a web
+ * identity or a role to assume, IDPCommunicationError, a container endpoint down). Transient on
+ * purpose: it says nothing of the secret asked for, so the cache keeps the values it holds; read
+ * as an answer about the secret, an STS 400 or 403 would drop them.
+ */
+export function credentialsUnavailable (cause: unknown): UpstreamError {
+  const name = factsOf(cause).name
+  const source = name === '' || name === 'CredentialsProviderError' ? 'no source in the chain worked' : `the credential source failed with ${name}`
+  return new UpstreamError(`The agent could not obtain AWS credentials: ${source} (environment, profile or SSO session, web identity, container, instance). For an SSO profile, run \`aws sso login\`.`, { code: CREDENTIALS_UNAVAILABLE, cause })
 }
 
 /**

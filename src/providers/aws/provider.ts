@@ -7,10 +7,11 @@ import type {
   GenerateDataKeyInput, GenerateDataKeyResult, GetParameterInput, GetParametersByPathInput,
   GetSecretInput, Parameter, Provider, SecretValue
 } from '../types.js'
-import { secretsManagerClients, stsClients, type ClientSettings, type RegionalClients } from './clients.js'
+import { secretsManagerClients, stsClients, type ClientSettings, type Credentials, type RegionalClients } from './clients.js'
 import { eitherSignal } from '../../abort.js'
 import { CancelledError } from '../errors.js'
 import { checkCredentials } from './credentials-check.js'
+import { credentialsUnavailable } from './errors.js'
 import { readCaBundle } from './http-handler.js'
 import { sdkLogger } from './sdk-logger.js'
 import type { KmsOperations } from './kms.js'
@@ -63,6 +64,22 @@ export class OnFirstUse<T> {
 }
 
 /**
+ * A credentials provider whose failures (an STS error while assuming a role or a web identity,
+ * say) surface as `CredentialsUnavailableException`, never as an answer about the value asked
+ * for: the SDK throws them from the call that needed credentials.
+ */
+function failingAsUnavailable (credentials: Credentials): Credentials {
+  if (typeof credentials !== 'function') return credentials
+  return async (...args: Parameters<typeof credentials>) => {
+    try {
+      return await credentials(...args)
+    } catch (error) {
+      throw credentialsUnavailable(error)
+    }
+  }
+}
+
+/**
  * Answers from AWS through the SDK v3. It keeps no cache and no state beyond its clients (one per
  * service and region, each with its own socket pool) and the readiness check.
  */
@@ -84,11 +101,11 @@ export class AwsProvider implements Provider {
       profile: options.profile ?? undefined,
       // The SDK's own chain: environment, SSO and profiles, web identity (EKS IRSA), container
       // credentials (ECS, EKS Pod Identity), IMDS. Made once so every client shares its cache.
-      credentials: options.credentials ?? defaultProvider({
+      credentials: failingAsUnavailable(options.credentials ?? defaultProvider({
         ...(options.profile === null ? {} : { profile: options.profile }),
         ...(options.credentialsFilePath === null ? {} : { filepath: options.credentialsFilePath }),
         logger: sdkLogger(options.logger)
-      }),
+      })),
       endpoint: options.endpoint,
       maxAttempts: options.maxAttempts,
       retryMode: options.retryMode,

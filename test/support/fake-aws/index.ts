@@ -282,6 +282,9 @@ export class FakeAws {
       case 'expiredCredentials':
         sendError(res, request.protocol, faultError(fault.kind, request.service))
         return
+      case 'awsError':
+        sendError(res, request.protocol, new AwsError(fault.code, fault.message ?? `${fault.code} (injected)`, fault.status))
+        return
       case 'reset':
         req.socket.destroy()
         return

@@ -44,6 +44,8 @@ export type Fault =
    */
   | { readonly kind: 'proxy', readonly status: number, readonly page?: boolean }
   | { readonly kind: 'expiredCredentials' }
+  /** An AWS error of the test's choosing: its code (`__type`), HTTP status and message. */
+  | { readonly kind: 'awsError', readonly code: string, readonly status: number, readonly message?: string }
   /** A well-formed answer of the test's own (JSON services), 200, with AWS's headers. */
   | { readonly kind: 'answer', readonly body: unknown }
   | { readonly kind: 'hang' }
