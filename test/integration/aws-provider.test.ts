@@ -208,6 +208,44 @@ describe('AwsProvider: reaching AWS', () => {
     }
   })
 
+  it('gives up a tunnel the proxy never opens, so its socket slot serves the next call', async () => {
+    aws.fake.putSecret({ name: 's', secretString: 'v' })
+    let stall = 2
+    const sockets = new Set<Socket>()
+    const proxy = createServer((_req, res) => { res.writeHead(405).end() })
+    proxy.on('connect', (req: IncomingMessage, client: Socket, head: Buffer) => {
+      sockets.add(client)
+      client.on('error', () => { client.destroy() })
+      // The first CONNECTs get no answer at all, as from an overloaded proxy.
+      if (stall > 0) { stall -= 1; return }
+      const [host = '', port = ''] = (req.url ?? '').split(':')
+      const upstream = connect(Number(port), host, () => {
+        client.write('HTTP/1.1 200 Connection Established\r\n\r\n')
+        upstream.write(head)
+        upstream.pipe(client)
+        client.pipe(upstream)
+      })
+      sockets.add(upstream)
+      upstream.on('error', () => { client.destroy(); upstream.destroy() })
+    })
+    const proxyPort = await listen(proxy)
+
+    try {
+      await withEnv({ http_proxy: `http://127.0.0.1:${proxyPort}`, HTTP_PROXY: undefined, no_proxy: undefined, NO_PROXY: undefined }, async () => {
+        const provider = make({ maxConnections: 2, secretsManagerTimeoutMillis: 300, proxyTunnelTimeoutMs: 400 })
+        const stalled = await Promise.all([0, 1].map(async () => await rejection(provider.getSecret({ secretId: 's' }))))
+        for (const error of stalled) assert.ok(error instanceof UpstreamTimeoutError, String(error))
+        // Both slots were taken by the stalled CONNECTs; once they are given up, calls go through.
+        await new Promise((resolve) => setTimeout(resolve, 200))
+        const secret = await provider.getSecret({ secretId: 's' })
+        assert.equal(secret.secretString, 'v')
+      })
+    } finally {
+      for (const s of sockets) s.destroy()
+      await new Promise<void>((resolve) => proxy.close(() => resolve()))
+    }
+  })
+
   it('reads the credentials file and profile given, not the environment', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'sa-aws-creds-'))
     const checking = await FakeAws.start({ credentials: { AKIDFILE: 'file-secret' } })

@@ -15,6 +15,8 @@ export interface TransportOptions {
   /** PEM certificates to trust instead of Node's bundled roots (`AWS_CA_BUNDLE`). */
   ca: string | undefined
   logger: Logger
+  /** How long a proxy may take to open a tunnel (default TUNNEL_TIMEOUT_MS). */
+  tunnelTimeoutMs?: number
 }
 
 type HandleArgs = Parameters<NodeHttpHandler['handle']>
@@ -72,11 +74,56 @@ class ProxyRoutingHandler extends NodeHttpHandler {
     if (handler === undefined) {
       // One agent for both schemes: it CONNECTs to the target and, for https, upgrades to TLS
       // with our `ca`. The proxy's own certificate (an https:// proxy) is checked the same way.
-      const agent = new HttpsProxyAgent(proxy, { ...agentOptions(this.#options), ...caOption(this.#options) })
+      const agent = new TunnelAgent(proxy, { ...agentOptions(this.#options), ...caOption(this.#options) }, this.#options.tunnelTimeoutMs ?? TUNNEL_TIMEOUT_MS)
       handler = new NodeHttpHandler(handlerOptions(this.#options, agent, agent))
       this.#proxied.set(proxy, handler)
     }
     return handler
+  }
+}
+
+/** How long a proxy may take to open a tunnel (answer CONNECT) before the attempt is given up. */
+export const TUNNEL_TIMEOUT_MS = 10_000
+
+/**
+ * An HttpsProxyAgent whose tunnels are given up when the proxy does not open them in time. The
+ * agent holds a socket slot (`maxSockets`) from the moment it asks the proxy to CONNECT until the
+ * proxy answers, and a call that times out meanwhile does not end that wait: a proxy that never
+ * answered a few CONNECTs held every slot, and every later call timed out, though the proxy
+ * opened new tunnels fine. A tunnel that opens after it was given up is closed unused.
+ */
+class TunnelAgent extends HttpsProxyAgent<string> {
+  readonly #timeoutMs: number
+
+  constructor (proxy: string, options: ConstructorParameters<typeof HttpsProxyAgent<string>>[1], timeoutMs: number) {
+    super(proxy, options)
+    this.#timeoutMs = timeoutMs
+  }
+
+  override async connect (...args: Parameters<HttpsProxyAgent<string>['connect']>): ReturnType<HttpsProxyAgent<string>['connect']> {
+    const tunnel = super.connect(...args)
+    let timer: NodeJS.Timeout | undefined
+    const deadline = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => { reject(new ProxyTunnelTimeoutError(this.#timeoutMs)) }, this.#timeoutMs)
+      timer.unref()
+    })
+    try {
+      return await Promise.race([tunnel, deadline])
+    } catch (error) {
+      if (error instanceof ProxyTunnelTimeoutError) void tunnel.then((socket) => { socket.destroy() }, () => {})
+      throw error
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+}
+
+/** The proxy did not open a tunnel in time (a network failure: transient). */
+class ProxyTunnelTimeoutError extends Error {
+  override readonly name = 'ProxyTunnelTimeoutError'
+  readonly code = 'ETIMEDOUT'
+  constructor (timeoutMs: number) {
+    super(`The proxy did not open a tunnel within ${timeoutMs} ms.`)
   }
 }
 

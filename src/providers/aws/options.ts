@@ -35,4 +35,6 @@ export interface AwsProviderOptions {
   retryMode?: 'standard' | 'adaptive'
   /** First and longest pause between readiness checks after transient failures (default 1 s, 30 s). */
   readinessBackoffMs?: readonly [number, number]
+  /** How long a proxy may take to open a tunnel before it is given up (default 10 s; tests). */
+  proxyTunnelTimeoutMs?: number
 }

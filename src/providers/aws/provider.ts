@@ -110,7 +110,12 @@ export class AwsProvider implements Provider {
       maxAttempts: options.maxAttempts,
       retryMode: options.retryMode,
       userAgent: options.userAgentSuffix,
-      transport: { maxSockets: options.maxConnections, ca: readCaBundle(env), logger: options.logger }
+      transport: {
+        maxSockets: options.maxConnections,
+        ca: readCaBundle(env),
+        logger: options.logger,
+        ...(options.proxyTunnelTimeoutMs === undefined ? {} : { tunnelTimeoutMs: options.proxyTunnelTimeoutMs })
+      }
     }
     this.#secretsManager = secretsManagerClients(settings)
     this.#sts = stsClients(settings)
