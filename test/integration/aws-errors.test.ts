@@ -324,6 +324,26 @@ describe('aws provider over HTTP: upstream calls, counted at the fake', () => {
     }
   })
 
+  it('answers a batch-get\'s other regions when one does not answer in time', async () => {
+    const metrics = new Metrics('0.0.0-test', { processMetrics: false })
+    const slow = await openAwsApp({ metrics, provider: { secretsManagerTimeoutMillis: 300 } })
+    try {
+      slow.fake.putSecret({ name: 'app/a', secretString: 'A' })
+      const far = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:far-AbCdEf'
+      slow.fake.inject({ kind: 'hang' }, { match: (call) => call.region === 'eu-west-1' })
+
+      const answer = await slow.app.inject({ method: 'GET', url: `/secretsmanager/batch-get?secretId=app/a&secretId=${encodeURIComponent(far)}`, headers: slow.auth })
+
+      assert.equal(answer.statusCode, 200, answer.body)
+      const body = JSON.parse(answer.body) as { SecretValues: Array<{ Name: string }>, Errors: Array<{ SecretId: string, ErrorCode: string }> }
+      assert.deepEqual(body.SecretValues.map((v) => v.Name), ['app/a'])
+      assert.deepEqual(body.Errors.map((e) => [e.SecretId, e.ErrorCode]), [[far, 'UpstreamTimeoutException']])
+      assert.match(await metrics.registry.metrics(), /secrets_agent_upstream_requests_total\{[^}]*operation="BatchGetSecretValue"[^}]*outcome="timeout"\} 1/)
+    } finally {
+      await slow.close()
+    }
+  })
+
   it('retries a throttled call with the SDK\'s standard retries and succeeds', async () => {
     const retrying = await openAwsApp({ provider: { maxAttempts: 2 } })
     try {

@@ -8,7 +8,7 @@ import type { BatchGetSecretsResult, BatchSecretError, CallOptions, GetSecretInp
 import { regionOfArn } from './arn.js'
 import { callAws } from './call.js'
 import type { RegionalClients } from './clients.js'
-import { errorForCode, malformedAnswer, toProviderError } from './errors.js'
+import { errorForCode, malformedAnswer } from './errors.js'
 
 /** Secrets Manager: GetSecretValue and BatchGetSecretValue, mapped to the provider's types. */
 export class SecretsManagerReader {
@@ -33,48 +33,49 @@ export class SecretsManagerReader {
   /**
    * One BatchGetSecretValue per region the ids name (ARNs of other regions go to their own),
    * each followed through NextToken. Per-secret failures come back in `errors`, with our messages.
-   * A region whose call fails (a policy that denies it, a region that does not answer) fails its
-   * own ids, each in `errors`, not the others', is logged, and is listed in `failedCalls`; only
-   * when every region fails does the call.
+   * Each region's call has a deadline of its own: a region whose call fails (a policy that denies
+   * it, a region that does not answer in time) fails its own ids, each in `errors`, not the
+   * others', is logged, and is listed in `failedCalls`; only when every region fails does the
+   * call. The caller's signal ends them all.
    */
   async batchGetSecrets (secretIds: string[], options?: CallOptions): Promise<BatchGetSecretsResult> {
-    return callAws('secretsmanager', this.timeoutMs, options?.signal, async (abortSignal) => {
-      const byRegion = new Map<string | undefined, string[]>()
-      for (const id of secretIds) {
-        const region = regionOfArn(id, 'secretsmanager')
-        byRegion.set(region, [...(byRegion.get(region) ?? []), id])
-      }
-      const result: BatchGetSecretsResult = { values: [], errors: [] }
-      const failures: unknown[] = []
-      const failedCalls: ProviderError[] = []
-      await Promise.all([...byRegion].map(async ([region, ids]) => {
-        const own: BatchGetSecretsResult = { values: [], errors: [] }
-        try {
+    const byRegion = new Map<string | undefined, string[]>()
+    for (const id of secretIds) {
+      const region = regionOfArn(id, 'secretsmanager')
+      byRegion.set(region, [...(byRegion.get(region) ?? []), id])
+    }
+    const result: BatchGetSecretsResult = { values: [], errors: [] }
+    const failedCalls: ProviderError[] = []
+    await Promise.all([...byRegion].map(async ([region, ids]) => {
+      let own: BatchGetSecretsResult
+      try {
+        own = await callAws('secretsmanager', this.timeoutMs, options?.signal, async (abortSignal) => {
           const client = await this.clients.for(region)
+          const found: BatchGetSecretsResult = { values: [], errors: [] }
           let nextToken: string | undefined
           do {
             const page = await client.send(new BatchGetSecretValueCommand({ SecretIdList: ids, NextToken: nextToken }), { abortSignal })
-            for (const entry of page.SecretValues ?? []) own.values.push(toSecretValue(entry))
-            for (const error of page.Errors ?? []) own.errors.push(toBatchError(error.SecretId, error.ErrorCode))
+            for (const entry of page.SecretValues ?? []) found.values.push(toSecretValue(entry))
+            for (const error of page.Errors ?? []) found.errors.push(toBatchError(error.SecretId, error.ErrorCode))
             nextToken = page.NextToken
           } while (nextToken !== undefined && nextToken !== '')
-        } catch (error) {
-          // The deadline, or the caller gone: the whole call answers that.
-          if (abortSignal?.aborted === true) throw error
-          failures.push(error)
-          const failure = toProviderError(error, 'secretsmanager')
-          failedCalls.push(failure)
-          const named = region ?? await this.clients.defaultRegion().catch(() => 'the agent\'s own')
-          this.logger.warn({ region: named, type: failure.code }, 'BatchGetSecretValue failed for one region; its secrets are answered in Errors')
-          result.errors.push(...ids.map((secretId) => ({ secretId, errorCode: failure.code, message: failure.message, transient: failure.transient, whole: true })))
-          return
-        }
-        result.values.push(...own.values)
-        result.errors.push(...own.errors)
-      }))
-      if (failures.length > 0 && failures.length === byRegion.size) throw failures[0]
-      return failedCalls.length === 0 ? result : { ...result, failedCalls }
-    })
+          return found
+        })
+      } catch (error) {
+        // The caller gone: the whole call answers that.
+        if (options?.signal?.aborted === true) throw error
+        const failure = error as ProviderError
+        failedCalls.push(failure)
+        const named = region ?? await this.clients.defaultRegion().catch(() => 'the agent\'s own')
+        this.logger.warn({ region: named, type: failure.code }, 'BatchGetSecretValue failed for one region; its secrets are answered in Errors')
+        result.errors.push(...ids.map((secretId) => ({ secretId, errorCode: failure.code, message: failure.message, transient: failure.transient, whole: true })))
+        return
+      }
+      result.values.push(...own.values)
+      result.errors.push(...own.errors)
+    }))
+    if (failedCalls.length > 0 && failedCalls.length === byRegion.size) throw failedCalls[0]
+    return failedCalls.length === 0 ? result : { ...result, failedCalls }
   }
 }
 
