@@ -27,13 +27,14 @@ export interface PrefetchResult {
   loaded: number
   /** Failed authoritatively (not found, denied, invalid): logged as errors, not retried. */
   failed: number
-  /** Still failing transiently at the deadline. */
+  /** Still failing transiently, or still loading, at the deadline. */
   timedOut: number
 }
 
 /**
  * Loads the `[prefetch]` items into the cache at start (DESIGN §3). Resolves when every item has
- * loaded or failed authoritatively, or when the timeout ends the transient retries.
+ * loaded or failed authoritatively, or at the timeout, which ends the transient retries and stops
+ * waiting for loads still under way.
  */
 export async function prefetch (reads: Reads, list: PrefetchList, options: PrefetchOptions): Promise<PrefetchResult> {
   const items: Array<{ kind: string, load: () => Promise<unknown> }> = [
@@ -47,7 +48,12 @@ export async function prefetch (reads: Reads, list: PrefetchList, options: Prefe
   const outcomes = await Promise.all(items.map(async (item, index) => {
     for (let attempt = 1; ; attempt++) {
       try {
-        await item.load()
+        // A load still under way at the deadline (a call with no timeout, a long get-by-path
+        // walk) does not hold readiness past it: it goes on, and fills the cache when it ends.
+        if (await settledWithin(item.load(), deadline - Date.now()) === LATE) {
+          options.logger.warn({ kind: item.kind, index }, 'prefetch still loading at prefetch_timeout_seconds; turning ready without it')
+          return 'timedOut' as const
+        }
         return 'loaded' as const
       } catch (error) {
         if (!isProviderError(error) || !error.transient) {
@@ -71,6 +77,20 @@ export async function prefetch (reads: Reads, list: PrefetchList, options: Prefe
     loaded: outcomes.filter((o) => o === 'loaded').length,
     failed: outcomes.filter((o) => o === 'failed').length,
     timedOut: outcomes.filter((o) => o === 'timedOut').length
+  }
+}
+
+const LATE = Symbol('late')
+
+/** `promise`'s outcome, or LATE once `ms` have passed first (the promise goes on, unheeded). */
+async function settledWithin<T> (promise: Promise<T>, ms: number): Promise<T | typeof LATE> {
+  promise.catch(() => {})
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<typeof LATE>((resolve) => { timer = setTimeout(() => { resolve(LATE) }, Math.max(0, ms)) })
+  try {
+    return await Promise.race([promise, late])
+  } finally {
+    clearTimeout(timer)
   }
 }
 

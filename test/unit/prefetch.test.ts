@@ -51,6 +51,25 @@ describe('prefetch', () => {
     assert.ok(!JSON.stringify(lines().filter((l) => (l.level as number) > 20)).includes('gone'), 'the id shows at debug level only')
   })
 
+  it('stops waiting for a load still under way at the timeout, and reports it timed out', async () => {
+    const attempts = new Map<string, number>()
+    const reads = {
+      // One call that never answers (a timeout of 0), one that answers at once.
+      secret: async ({ secretId }: { secretId: string }) => {
+        attempts.set(secretId, (attempts.get(secretId) ?? 0) + 1)
+        if (secretId === 'hung') await new Promise(() => {})
+      }
+    } as unknown as Reads
+    const { logger, lines } = capture()
+    const started = Date.now()
+    const result = await prefetch(reads, { secrets: ['hung', 'ok'], parameters: [], parameterPaths: [] }, { timeoutMs: 200, logger })
+
+    assert.deepEqual(result, { loaded: 1, failed: 0, timedOut: 1 })
+    assert.ok(Date.now() - started < 2000, 'settled at the timeout')
+    assert.equal(attempts.get('hung'), 1)
+    assert.ok(lines().some((l) => l.level === 40 && String(l.msg).startsWith('prefetch still loading')))
+  })
+
   it('retries a throttled item with backoff until it loads', async () => {
     const { reads, attempts } = fakeReads({ slow: (n) => { if (n < 3) throw new ThrottledError() } })
     const { logger } = capture()
