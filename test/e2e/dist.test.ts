@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { after, before, describe, it } from 'node:test'
+import { FakeAws } from '../support/fake-aws.js'
 
 /**
  * What ships is dist/ (the bin, the container's entrypoint), not src/: the other e2e tests run
@@ -61,6 +62,52 @@ describe('the built dist/cli.js', () => {
       assert.equal(await exited, 0)
     } finally {
       if (child.exitCode === null) child.kill('SIGKILL')
+    }
+  })
+
+  it('reads from AWS writing nothing but JSON log lines: no runtime warning on stderr (Node 24 warns of url.parse outside node_modules)', async () => {
+    const fake = await FakeAws.start()
+    fake.putSecret({ name: 'built/aws', secretString: 'from-aws' })
+    const child = spawn(process.execPath, [DIST_CLI, 'serve', '--port', '0'], {
+      env: {
+        PATH: process.env.PATH,
+        HOME: dir,
+        AWS_TOKEN: 'dist-token',
+        AWS_REGION: 'us-east-1',
+        AWS_ACCESS_KEY_ID: 'AKIDDIST',
+        AWS_SECRET_ACCESS_KEY: 'dist-secret',
+        AWS_ENDPOINT_URL: fake.url,
+        AWS_EC2_METADATA_DISABLED: 'true',
+        AWS_CONFIG_FILE: join(dir, 'no-config'),
+        AWS_SHARED_CREDENTIALS_FILE: join(dir, 'no-credentials')
+      },
+      stdio: ['ignore', 'pipe', 'pipe']
+    })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString() })
+    child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+    try {
+      const deadline = Date.now() + 10_000
+      let port: string | undefined
+      while (port === undefined) {
+        assert.ok(Date.now() < deadline, `no port logged:\n${stdout}${stderr}`)
+        port = /"port":(\d+)/.exec(stdout)?.[1]
+        await new Promise((resolve) => setTimeout(resolve, 20))
+      }
+      const answer = await fetch(`http://127.0.0.1:${port}/secretsmanager/get?secretId=built/aws`, { headers: { 'X-Aws-Parameters-Secrets-Token': 'dist-token' } })
+      assert.equal(answer.status, 200)
+      assert.equal(((await answer.json()) as { SecretString: string }).SecretString, 'from-aws')
+
+      child.kill('SIGTERM')
+      assert.equal(await exited, 0)
+      // (Node 20 hears the SDK's own NodeVersionSupportWarning: it is meant for the operator.)
+      assert.doesNotMatch(stderr, /DeprecationWarning/)
+      for (const line of stdout.split('\n').filter((l) => l !== '')) assert.doesNotThrow(() => JSON.parse(line), line)
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL')
+      await fake.close()
     }
   })
 })
