@@ -246,6 +246,41 @@ describe('AwsProvider: reaching AWS', () => {
     }
   })
 
+  it('closes the connections to a proxy that never opens its tunnels, round after round', async () => {
+    aws.fake.putSecret({ name: 's', secretString: 'v' })
+    const open = new Set<Socket>()
+    const all = new Set<Socket>()
+    let asked = 0
+    const proxy = createServer((_req, res) => { res.writeHead(405).end() })
+    proxy.on('connect', (_req: IncomingMessage, client: Socket) => {
+      asked += 1
+      open.add(client)
+      all.add(client)
+      client.on('error', () => { client.destroy() })
+      // The agent closing its end: read (nothing is ever answered), so that its FIN is seen.
+      client.once('end', () => { open.delete(client) })
+      client.once('close', () => { open.delete(client) })
+      client.resume()
+    })
+    const proxyPort = await listen(proxy)
+
+    try {
+      await withEnv({ http_proxy: `http://127.0.0.1:${proxyPort}`, HTTP_PROXY: undefined, no_proxy: undefined, NO_PROXY: undefined }, async () => {
+        const provider = make({ maxConnections: 2, secretsManagerTimeoutMillis: 150, proxyTunnelTimeoutMs: 200 })
+        for (let round = 0; round < 3; round++) {
+          await Promise.all([0, 1].map(async () => await rejection(provider.getSecret({ secretId: 's' }))))
+          await new Promise((resolve) => setTimeout(resolve, 150))
+        }
+        await new Promise((resolve) => setTimeout(resolve, 300))
+      })
+      assert.ok(asked >= 4, `the proxy was asked ${asked} times`)
+      assert.equal(open.size, 0, `${open.size} of ${asked} connections to the proxy left open`)
+    } finally {
+      for (const s of all) s.destroy()
+      await new Promise<void>((resolve) => proxy.close(() => resolve()))
+    }
+  })
+
   it('reads the credentials file and profile given, not the environment', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'sa-aws-creds-'))
     const checking = await FakeAws.start({ credentials: { AKIDFILE: 'file-secret' } })

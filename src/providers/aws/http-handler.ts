@@ -90,7 +90,8 @@ export const TUNNEL_TIMEOUT_MS = 10_000
  * agent holds a socket slot (`maxSockets`) from the moment it asks the proxy to CONNECT until the
  * proxy answers, and a call that times out meanwhile does not end that wait: a proxy that never
  * answered a few CONNECTs held every slot, and every later call timed out, though the proxy
- * opened new tunnels fine. A tunnel that opens after it was given up is closed unused.
+ * opened new tunnels fine. A tunnel given up has its connection to the proxy closed (through a
+ * signal of its own in the options the agent makes that connection with), so none lingers.
  */
 class TunnelAgent extends HttpsProxyAgent<string> {
   readonly #timeoutMs: number
@@ -101,7 +102,17 @@ class TunnelAgent extends HttpsProxyAgent<string> {
   }
 
   override async connect (...args: Parameters<HttpsProxyAgent<string>['connect']>): ReturnType<HttpsProxyAgent<string>['connect']> {
-    const tunnel = super.connect(...args)
+    const abandon = new AbortController()
+    // super.connect() opens the proxy connection (net or tls.connect) with `connectOpts` before
+    // it first awaits: this call's signal goes in for that moment only.
+    const shared = this.connectOpts
+    this.connectOpts = { ...shared, signal: abandon.signal }
+    let tunnel: ReturnType<HttpsProxyAgent<string>['connect']>
+    try {
+      tunnel = super.connect(...args)
+    } finally {
+      this.connectOpts = shared
+    }
     let timer: NodeJS.Timeout | undefined
     const deadline = new Promise<never>((_resolve, reject) => {
       timer = setTimeout(() => { reject(new ProxyTunnelTimeoutError(this.#timeoutMs)) }, this.#timeoutMs)
@@ -110,7 +121,10 @@ class TunnelAgent extends HttpsProxyAgent<string> {
     try {
       return await Promise.race([tunnel, deadline])
     } catch (error) {
-      if (error instanceof ProxyTunnelTimeoutError) void tunnel.then((socket) => { socket.destroy() }, () => {})
+      if (error instanceof ProxyTunnelTimeoutError) {
+        abandon.abort()
+        void tunnel.then((socket) => { socket.destroy() }, () => {})
+      }
       throw error
     } finally {
       clearTimeout(timer)
