@@ -11,7 +11,7 @@ import { secretsManagerClients, stsClients, type ClientSettings, type Credential
 import { eitherSignal } from '../../abort.js'
 import { CancelledError } from '../errors.js'
 import { checkCredentials } from './credentials-check.js'
-import { credentialsUnavailable } from './errors.js'
+import { credentialsUnavailable, toProviderError } from './errors.js'
 import { readCaBundle } from './http-handler.js'
 import { sdkLogger } from './sdk-logger.js'
 import type { KmsOperations } from './kms.js'
@@ -64,9 +64,11 @@ export class OnFirstUse<T> {
 }
 
 /**
- * A credentials provider whose failures (an STS error while assuming a role or a web identity,
- * say) surface as `CredentialsUnavailableException`, never as an answer about the value asked
- * for: the SDK throws them from the call that needed credentials.
+ * A credentials provider whose failures are never taken for an answer about the value asked for
+ * (the SDK throws them from the call that needed credentials): an STS refusal while assuming a
+ * role or a web identity (IDPCommunicationError, InvalidIdentityToken, AccessDenied), which would
+ * read as final, is `CredentialsUnavailableException`. What is transient already (throttling, a
+ * timeout, a network failure, expired credentials) keeps its own code and status.
  */
 function failingAsUnavailable (credentials: Credentials): Credentials {
   if (typeof credentials !== 'function') return credentials
@@ -74,7 +76,8 @@ function failingAsUnavailable (credentials: Credentials): Credentials {
     try {
       return await credentials(...args)
     } catch (error) {
-      throw credentialsUnavailable(error)
+      const failure = toProviderError(error, 'sts')
+      throw failure.transient ? failure : credentialsUnavailable(error)
     }
   }
 }
