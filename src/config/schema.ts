@@ -96,7 +96,7 @@ export const SETTINGS: readonly SettingSpec[] = [
   { key: 'prefetch.secrets', type: list, default: [], doc: 'Secrets loaded at start.' },
   { key: 'prefetch.parameters', type: list, default: [], doc: 'Parameters loaded at start (decrypted).' },
   { key: 'prefetch.parameter_paths', type: list, default: [], doc: 'Parameter paths loaded (recursively, decrypted) at start.' },
-  { key: 'prefetch_timeout_seconds', type: int(0, HOUR), default: 30, doc: 'Longest that prefetch (its transient failures, its loads under way) holds readiness.' },
+  { key: 'prefetch_timeout_seconds', type: int(0, HOUR), default: 30, doc: 'Longest that prefetch (its transient failures, its loads under way) holds readiness; 0: readiness does not wait for it.' },
 
   { key: 'allow.secrets', type: list, default: ['*'], emptyIsValue: true, doc: 'Glob patterns of secrets that may be read.' },
   { key: 'allow.parameters', type: list, default: ['*'], emptyIsValue: true, doc: 'Glob patterns of parameters that may be read.' },

@@ -46,12 +46,20 @@ export async function prefetch (reads: Reads, list: PrefetchList, options: Prefe
   const base = options.backoffBaseMs ?? 500
   const cap = options.backoffMaxMs ?? 10_000
   const outcomes = await Promise.all(items.map(async (item, index) => {
+    let lastCode: string | undefined
     for (let attempt = 1; ; attempt++) {
+      const left = deadline - Date.now()
+      if (lastCode !== undefined && (left <= 0 || options.signal?.aborted === true)) {
+        options.logger.warn({ kind: item.kind, index, code: lastCode }, 'prefetch still failing at prefetch_timeout_seconds; turning ready without it')
+        return 'timedOut' as const
+      }
       try {
         // A load still under way at the deadline (a call with no timeout, a long get-by-path
         // walk) does not hold readiness past it: it goes on, and fills the cache when it ends.
-        if (await settledWithin(item.load(), deadline - Date.now()) === LATE) {
-          options.logger.warn({ kind: item.kind, index }, 'prefetch still loading at prefetch_timeout_seconds; turning ready without it')
+        if (await settledWithin(item.load(), left, options.signal) === LATE) {
+          // A retry under way at the deadline: the item is still failing, as far as anyone knows.
+          if (lastCode !== undefined) options.logger.warn({ kind: item.kind, index, code: lastCode }, 'prefetch still failing at prefetch_timeout_seconds; turning ready without it')
+          else options.logger.warn({ kind: item.kind, index }, 'prefetch still loading at prefetch_timeout_seconds; turning ready without it')
           return 'timedOut' as const
         }
         return 'loaded' as const
@@ -62,14 +70,11 @@ export async function prefetch (reads: Reads, list: PrefetchList, options: Prefe
           options.logger.debug({ kind: item.kind, index, id: idOf(list, index) }, 'prefetch failure id')
           return 'failed' as const
         }
-        const remaining = deadline - Date.now()
-        if (remaining <= 0 || options.signal?.aborted === true) {
-          options.logger.warn({ kind: item.kind, index, code: error.code }, 'prefetch still failing at prefetch_timeout_seconds; turning ready without it')
-          return 'timedOut' as const
-        }
-        // The last retry lands on the deadline rather than past it.
+        lastCode = error.code
+        // A retry that would start at the deadline is not made: the item is reported as still
+        // failing, with its last code.
         const delay = jittered(backoffMs(attempt - 1, base, cap))
-        await sleep(Math.min(delay, remaining), options.signal)
+        await sleep(Math.max(0, Math.min(delay, deadline - Date.now())), options.signal)
       }
     }
   }))
@@ -82,15 +87,25 @@ export async function prefetch (reads: Reads, list: PrefetchList, options: Prefe
 
 const LATE = Symbol('late')
 
-/** `promise`'s outcome, or LATE once `ms` have passed first (the promise goes on, unheeded). */
-async function settledWithin<T> (promise: Promise<T>, ms: number): Promise<T | typeof LATE> {
+/**
+ * `promise`'s outcome, or LATE once `ms` have passed or `signal` aborted first (the promise goes
+ * on, unheeded).
+ */
+async function settledWithin<T> (promise: Promise<T>, ms: number, signal?: AbortSignal): Promise<T | typeof LATE> {
   promise.catch(() => {})
+  if (signal?.aborted === true) return LATE
   let timer: NodeJS.Timeout | undefined
-  const late = new Promise<typeof LATE>((resolve) => { timer = setTimeout(() => { resolve(LATE) }, Math.max(0, ms)) })
+  let onAbort: (() => void) | undefined
+  const late = new Promise<typeof LATE>((resolve) => {
+    timer = setTimeout(() => { resolve(LATE) }, Math.max(0, ms))
+    onAbort = () => { resolve(LATE) }
+    signal?.addEventListener('abort', onAbort, { once: true })
+  })
   try {
     return await Promise.race([promise, late])
   } finally {
     clearTimeout(timer)
+    if (onAbort !== undefined) signal?.removeEventListener('abort', onAbort)
   }
 }
 

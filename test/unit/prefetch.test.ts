@@ -70,6 +70,36 @@ describe('prefetch', () => {
     assert.ok(lines().some((l) => l.level === 40 && String(l.msg).startsWith('prefetch still loading')))
   })
 
+  it('stops waiting for a load under way when the stop signal comes', async () => {
+    const reads = { secret: async () => { await new Promise(() => {}) } } as unknown as Reads
+    const { logger } = capture()
+    const stop = new AbortController()
+    setTimeout(() => { stop.abort() }, 50)
+    const started = Date.now()
+    const result = await prefetch(reads, { secrets: ['hung'], parameters: [], parameterPaths: [] }, { timeoutMs: 5000, logger, signal: stop.signal })
+    assert.deepEqual(result, { loaded: 0, failed: 0, timedOut: 1 })
+    assert.ok(Date.now() - started < 2000, 'settled at the stop, not at the timeout')
+  })
+
+  it('does not start a retry at the deadline: the item is reported with its last failure', async () => {
+    // Each try takes 10 ms to be throttled, as a call to AWS would.
+    let attempts = 0
+    const reads = {
+      secret: async () => {
+        attempts += 1
+        await new Promise((resolve) => setTimeout(resolve, 10))
+        throw new ThrottledError()
+      }
+    } as unknown as Reads
+    const { logger, lines } = capture()
+    const result = await prefetch(reads, { secrets: ['slow'], parameters: [], parameterPaths: [] }, { timeoutMs: 100, logger, backoffBaseMs: 40, backoffMaxMs: 40 })
+    assert.deepEqual(result, { loaded: 0, failed: 0, timedOut: 1 })
+    const warning = lines().find((l) => l.level === 40)
+    assert.match(String(warning?.msg), /still failing/)
+    assert.equal(warning?.code, 'ThrottlingException')
+    assert.ok(attempts >= 2)
+  })
+
   it('retries a throttled item with backoff until it loads', async () => {
     const { reads, attempts } = fakeReads({ slow: (n) => { if (n < 3) throw new ThrottledError() } })
     const { logger } = capture()
