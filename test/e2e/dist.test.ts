@@ -13,6 +13,17 @@ import { FakeAws } from '../support/fake-aws.js'
  */
 const DIST_CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url))
 
+/** The port the agent logs it listens on, from its output so far; fails after 10 s. */
+async function loggedPort (output: () => string): Promise<string> {
+  const deadline = Date.now() + 10_000
+  for (;;) {
+    const port = /"port":(\d+)/.exec(output())?.[1]
+    if (port !== undefined) return port
+    assert.ok(Date.now() < deadline, `no port logged:\n${output()}`)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}
+
 describe('the built dist/cli.js', () => {
   let dir: string
   before(async () => { dir = await mkdtemp(join(tmpdir(), 'sa-dist-')) })
@@ -30,13 +41,7 @@ describe('the built dist/cli.js', () => {
     child.stderr.on('data', (chunk: Buffer) => { out += chunk.toString() })
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
     try {
-      const deadline = Date.now() + 10_000
-      let port: string | undefined
-      while (port === undefined) {
-        assert.ok(Date.now() < deadline, `no port logged:\n${out}`)
-        port = /"port":(\d+)/.exec(out)?.[1]
-        await new Promise((resolve) => setTimeout(resolve, 20))
-      }
+      const port = await loggedPort(() => out)
       const answer = await fetch(`http://127.0.0.1:${port}/secretsmanager/get?secretId=built/secret`, { headers: { 'X-Aws-Parameters-Secrets-Token': 'dist-token' } })
       assert.equal(answer.status, 200)
       assert.equal(((await answer.json()) as { SecretString: string }).SecretString, 'from-dist')
@@ -90,13 +95,7 @@ describe('the built dist/cli.js', () => {
     child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
     try {
-      const deadline = Date.now() + 10_000
-      let port: string | undefined
-      while (port === undefined) {
-        assert.ok(Date.now() < deadline, `no port logged:\n${stdout}${stderr}`)
-        port = /"port":(\d+)/.exec(stdout)?.[1]
-        await new Promise((resolve) => setTimeout(resolve, 20))
-      }
+      const port = await loggedPort(() => stdout + stderr)
       const answer = await fetch(`http://127.0.0.1:${port}/secretsmanager/get?secretId=built/aws`, { headers: { 'X-Aws-Parameters-Secrets-Token': 'dist-token' } })
       assert.equal(answer.status, 200)
       assert.equal(((await answer.json()) as { SecretString: string }).SecretString, 'from-aws')

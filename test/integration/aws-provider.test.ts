@@ -47,6 +47,19 @@ async function rejection (promise: Promise<unknown>): Promise<Error> {
   assert.fail('expected the call to fail')
 }
 
+/** What a proxy does for a CONNECT it answers: a connection to the target, piped both ways. */
+function openTunnel (req: IncomingMessage, client: Socket, head: Buffer): Socket {
+  const [host = '', port = ''] = (req.url ?? '').split(':')
+  const upstream = connect(Number(port), host, () => {
+    client.write('HTTP/1.1 200 Connection Established\r\n\r\n')
+    upstream.write(head)
+    upstream.pipe(client)
+    client.pipe(upstream)
+  })
+  upstream.on('error', () => { client.destroy(); upstream.destroy() })
+  return upstream
+}
+
 async function listen (server: Server): Promise<number> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const address = server.address()
@@ -174,17 +187,9 @@ describe('AwsProvider: reaching AWS', () => {
     const proxy = createServer((_req, res) => { res.writeHead(405).end() })
     proxy.on('connect', (req: IncomingMessage, client: Socket, head: Buffer) => {
       tunnels.push(req.url ?? '')
-      const [host = '', port = ''] = (req.url ?? '').split(':')
-      const upstream = connect(Number(port), host, () => {
-        client.write('HTTP/1.1 200 Connection Established\r\n\r\n')
-        upstream.write(head)
-        upstream.pipe(client)
-        client.pipe(upstream)
-      })
-      for (const s of [client, upstream]) {
-        sockets.add(s)
-        s.on('error', () => { client.destroy(); upstream.destroy() })
-      }
+      sockets.add(client)
+      client.on('error', () => { client.destroy() })
+      sockets.add(openTunnel(req, client, head))
     })
     const proxyPort = await listen(proxy)
     const fakePort = new URL(aws.fake.url).port
@@ -218,15 +223,7 @@ describe('AwsProvider: reaching AWS', () => {
       client.on('error', () => { client.destroy() })
       // The first CONNECTs get no answer at all, as from an overloaded proxy.
       if (stall > 0) { stall -= 1; return }
-      const [host = '', port = ''] = (req.url ?? '').split(':')
-      const upstream = connect(Number(port), host, () => {
-        client.write('HTTP/1.1 200 Connection Established\r\n\r\n')
-        upstream.write(head)
-        upstream.pipe(client)
-        client.pipe(upstream)
-      })
-      sockets.add(upstream)
-      upstream.on('error', () => { client.destroy(); upstream.destroy() })
+      sockets.add(openTunnel(req, client, head))
     })
     const proxyPort = await listen(proxy)
 
