@@ -6,7 +6,7 @@ import type { FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import { backoffMs } from './backoff.js'
 import { SecretCache } from './cache/secret-cache.js'
-import { ConfigError, type AgentConfig } from './config/index.js'
+import { ConfigError, unbracketed, type AgentConfig } from './config/index.js'
 import { pathExists, writeFileAtomic } from './providers/local/atomic.js'
 import { defaultStoreText } from './providers/local/default-store.js'
 import type { Envelope } from './envelope/envelope.js'
@@ -166,7 +166,7 @@ export async function startAgent (options: AgentOptions): Promise<RunningAgent> 
 
   let url: string
   try {
-    url = await app.listen({ host: config.host.replace(/^\[(.*)\]$/, '$1'), port: config.httpPort })
+    url = await app.listen({ host: unbracketed(config.host), port: config.httpPort })
   } catch (error) {
     await provider.close()
     token.close()

@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Metric, type MetricValueWithName } from 'prom-client'
 import { nodeHttp } from './builtins.js'
+import { unbracketed } from './config/schema.js'
 import type { CacheEvent, SecretCache } from './cache/secret-cache.js'
 import { ProviderError } from './providers/errors.js'
 import type { BatchGetSecretsResult, EnvelopeKeyringOptions, Provider } from './providers/types.js'
@@ -294,7 +295,7 @@ export interface MetricsServer {
 export async function startMetricsServer (metrics: Metrics, listen: string): Promise<MetricsServer> {
   const { createServer } = nodeHttp()
   const colon = listen.lastIndexOf(':')
-  const host = listen.slice(0, colon).replace(/^\[(.*)\]$/, '$1')
+  const host = unbracketed(listen.slice(0, colon))
   const port = Number(listen.slice(colon + 1))
   const server = createServer((request, response) => {
     const path = (request.url ?? '').split('?')[0]

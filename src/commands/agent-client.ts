@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import { nodeHttp } from '../builtins.js'
-import { loadConfig, type AgentConfig } from '../config/index.js'
+import { loadConfig, unbracketed, type AgentConfig } from '../config/index.js'
 import { CommandError } from './common.js'
 import { EXIT } from './exit.js'
 
@@ -32,7 +32,7 @@ export async function clientConfig (flags: Record<string, string | boolean | und
  * (`0.0.0.0`, `::`) is reached on loopback; brackets of an IPv6 literal are dropped.
  */
 export function dialAddress (config: Pick<AgentConfig, 'host' | 'httpPort'>): AgentAddress {
-  let host = config.host.replace(/^\[(.*)\]$/, '$1')
+  let host = unbracketed(config.host)
   if (host === '0.0.0.0' || host === '') host = '127.0.0.1'
   if (host === '::') host = '::1'
   return { host, port: config.httpPort }

@@ -48,6 +48,11 @@ const bool: SettingType = { kind: 'bool' }
 const str: SettingType = { kind: 'string' }
 const list: SettingType = { kind: 'list' }
 
+/** A host as the network calls take it: an IPv6 literal without the brackets a URL puts around it (`[::1]`). */
+export function unbracketed (host: string): string {
+  return host.replace(/^\[(.*)\]$/, '$1')
+}
+
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'none'] as const
 export type LogLevel = typeof LOG_LEVELS[number]
 
