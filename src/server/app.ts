@@ -8,7 +8,7 @@ import type { Metrics } from '../metrics.js'
 import { AccessDeniedError, CredentialsError } from '../providers/errors.js'
 import type { Token } from '../token.js'
 import { AllowList, AllowListRefusal } from './allow.js'
-import { PUBLIC_PATHS, firstSentIsToken, hasValidToken, pathOf, tokenCheck } from './auth.js'
+import { PUBLIC_PATHS, carriesToken, pathOf, tokenCheck } from './auth.js'
 import { Errors, toErrorAnswer } from './errors.js'
 import { fastPath } from './fast-path.js'
 import { clientErrorHandler, checkRequestSize, limitConnections } from './connection-limits.js'
@@ -90,8 +90,7 @@ export function buildApp (options: AppOptions): FastifyInstance {
     // Errors fastify raises before routing (a malformed percent-encoding in the path): still no
     // answer but 401 without the token, and our error shape with it.
     frameworkErrors: (error, request, reply) => {
-      const names = options.tokenHeaders.map((h) => h.toLowerCase())
-      const authorised = PUBLIC_PATHS.has(pathOf(request.url)) || hasValidToken(options.token, names, request.headers) || firstSentIsToken(options.token, names, request.raw.rawHeaders)
+      const authorised = PUBLIC_PATHS.has(pathOf(request.url)) || carriesToken(options.token, options.tokenHeaders.map((h) => h.toLowerCase()), request.raw)
       const answer = authorised
         ? { statusCode: 400, type: 'ValidationException', message: 'The request URL is not valid.' }
         : toErrorAnswer(new Errors.Unauthorized(options.tokenHeaders[0] ?? 'X-Aws-Parameters-Secrets-Token'))

@@ -1,4 +1,4 @@
-import type { IncomingHttpHeaders } from 'node:http'
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Token } from '../token.js'
 import { Errors } from './errors.js'
@@ -21,11 +21,15 @@ export function hasValidToken (token: Token, names: readonly string[], headers: 
 }
 
 /**
- * Whether the first value sent of one of the header `names` (lower case) is the token. Node joins
- * a header sent twice into `"a, b"`, which `hasValidToken` refuses; the Secrets Manager Agent
- * takes the first value, and so does this (a client library or proxy may repeat a header).
+ * Whether a request carries the token in one of the header `names` (lower case): `hasValidToken`,
+ * or, for a header sent twice (Node joins its values into `"a, b"`), its first value, as the
+ * Secrets Manager Agent takes it (a client library or proxy may repeat a header).
  */
-export function firstSentIsToken (token: Token, names: readonly string[], rawHeaders: readonly string[]): boolean {
+export function carriesToken (token: Token, names: readonly string[], request: IncomingMessage): boolean {
+  return hasValidToken(token, names, request.headers) || firstSentIsToken(token, names, request.rawHeaders)
+}
+
+function firstSentIsToken (token: Token, names: readonly string[], rawHeaders: readonly string[]): boolean {
   const seen = new Set<string>()
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!.toLowerCase()
@@ -51,7 +55,7 @@ export function tokenCheck (token: Token, headers: readonly string[], onFailure:
   const shown = headers[0] ?? 'X-Aws-Parameters-Secrets-Token'
   return function checkToken (request: FastifyRequest, _reply: FastifyReply, done: (error?: Error) => void): void {
     if (PUBLIC_PATHS.has(pathOf(request.url))) return done()
-    if (!hasValidToken(token, names, request.headers) && !firstSentIsToken(token, names, request.raw.rawHeaders)) {
+    if (!carriesToken(token, names, request.raw)) {
       onFailure()
       return done(new Errors.Unauthorized(shown))
     }
