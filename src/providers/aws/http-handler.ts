@@ -90,7 +90,7 @@ export const TUNNEL_TIMEOUT_MS = 10_000
  * agent holds a socket slot (`maxSockets`) from the moment it asks the proxy to CONNECT until the
  * proxy answers, and a call that times out meanwhile does not end that wait: a proxy that never
  * answered a few CONNECTs held every slot, and every later call timed out, though the proxy
- * opened new tunnels fine. A tunnel given up has its connection to the proxy closed (through a
+ * opened new tunnels fine. A tunnel is given up by closing its connection to the proxy (through a
  * signal of its own in the options the agent makes that connection with), so none lingers.
  */
 class TunnelAgent extends HttpsProxyAgent<string> {
@@ -113,19 +113,13 @@ class TunnelAgent extends HttpsProxyAgent<string> {
     } finally {
       this.connectOpts = shared
     }
-    let timer: NodeJS.Timeout | undefined
-    const deadline = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => { reject(new ProxyTunnelTimeoutError(this.#timeoutMs)) }, this.#timeoutMs)
-      timer.unref()
-    })
+    // At the deadline the proxy connection is aborted, which ends the wait for the proxy's answer.
+    const timer = setTimeout(() => { abandon.abort(new ProxyTunnelTimeoutError(this.#timeoutMs)) }, this.#timeoutMs)
+    timer.unref()
     try {
-      return await Promise.race([tunnel, deadline])
+      return await tunnel
     } catch (error) {
-      if (error instanceof ProxyTunnelTimeoutError) {
-        abandon.abort()
-        void tunnel.then((socket) => { socket.destroy() }, () => {})
-      }
-      throw error
+      throw abandon.signal.aborted ? abandon.signal.reason : error
     } finally {
       clearTimeout(timer)
     }
