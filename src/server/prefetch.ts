@@ -47,21 +47,19 @@ export async function prefetch (reads: Reads, list: PrefetchList, options: Prefe
   const cap = options.backoffMaxMs ?? 10_000
   const outcomes = await Promise.all(items.map(async (item, index) => {
     let lastCode: string | undefined
+    /** At the deadline: still failing (a retry under way counts so) or, never failed, still loading. */
+    const timedOut = (): 'timedOut' => {
+      if (lastCode !== undefined) options.logger.warn({ kind: item.kind, index, code: lastCode }, 'prefetch still failing at prefetch_timeout_seconds; turning ready without it')
+      else options.logger.warn({ kind: item.kind, index }, 'prefetch still loading at prefetch_timeout_seconds; turning ready without it')
+      return 'timedOut'
+    }
     for (let attempt = 1; ; attempt++) {
       const left = deadline - Date.now()
-      if (lastCode !== undefined && (left <= 0 || options.signal?.aborted === true)) {
-        options.logger.warn({ kind: item.kind, index, code: lastCode }, 'prefetch still failing at prefetch_timeout_seconds; turning ready without it')
-        return 'timedOut' as const
-      }
+      if (lastCode !== undefined && (left <= 0 || options.signal?.aborted === true)) return timedOut()
       try {
         // A load still under way at the deadline (a call with no timeout, a long get-by-path
         // walk) does not hold readiness past it: it goes on, and fills the cache when it ends.
-        if (await settledWithin(item.load(), left, options.signal) === LATE) {
-          // A retry under way at the deadline: the item is still failing, as far as anyone knows.
-          if (lastCode !== undefined) options.logger.warn({ kind: item.kind, index, code: lastCode }, 'prefetch still failing at prefetch_timeout_seconds; turning ready without it')
-          else options.logger.warn({ kind: item.kind, index }, 'prefetch still loading at prefetch_timeout_seconds; turning ready without it')
-          return 'timedOut' as const
-        }
+        if (await settledWithin(item.load(), left, options.signal) === LATE) return timedOut()
         return 'loaded' as const
       } catch (error) {
         if (!isProviderError(error) || !error.transient) {
