@@ -48,6 +48,9 @@ export function globMatch (pattern: string, value: string): boolean {
   return pi === p.length
 }
 
+/** The six random characters, after a dash, that end a secret's full ARN. */
+const SECRET_SUFFIX = /-[A-Za-z0-9]{6}$/
+
 /**
  * The names an ARN (`arn:partition:service:region:account:resource`) holds for a kind, besides
  * the ARN itself; none when `id` is not an ARN.
@@ -68,7 +71,7 @@ export function namesInArn (kind: AllowKind, id: string): string[] {
     case 'secrets': {
       if (!resource.startsWith('secret:')) return []
       const name = resource.slice('secret:'.length)
-      const withoutSuffix = name.replace(/-[A-Za-z0-9]{6}$/, '')
+      const withoutSuffix = name.replace(SECRET_SUFFIX, '')
       return withoutSuffix === name ? [name] : [withoutSuffix, name]
     }
     case 'parameters': {
@@ -124,7 +127,7 @@ export class AllowList {
   allowsSecretArn (arn: string): boolean {
     if (this.allowsEvery('secrets')) return true
     const marker = arn.indexOf(':secret:')
-    const suffixed = /-[A-Za-z0-9]{6}$/.test(arn)
+    const suffixed = SECRET_SUFFIX.test(arn)
     const candidates = [arn]
     if (suffixed) candidates.push(arn.slice(0, -7))
     if (marker !== -1) candidates.push(arn.slice(marker + ':secret:'.length, suffixed ? -7 : undefined))
