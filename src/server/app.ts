@@ -165,12 +165,11 @@ export function buildApp (options: AppOptions): FastifyInstance {
   app.setNotFoundHandler((request, reply) => { throw noRoute(request, reply) })
 
   if (options.fastPath !== false) {
-    const answerHit = fastPath({ reads, token: options.token, tokenHeaders: options.tokenHeaders, allow, recorder })
     // Once closing, fastify answers everything: it tells each client `Connection: close`, so that
     // kept-alive connections end and the close can finish.
     let closing = false
     app.addHook('preClose', (done) => { closing = true; done() })
-    answerFirst(app.server, (request, response) => !closing && answerHit(request, response))
+    answerFirst(app.server, fastPath({ reads, token: options.token, tokenHeaders: options.tokenHeaders, allow, recorder, closing: () => closing }))
   }
 
   if (options.openapi === true) app.register(import('@fastify/swagger'), { openapi: OPENAPI_INFO })

@@ -782,6 +782,89 @@ describe('fast path: while the app closes', () => {
   })
 })
 
+describe('fast path: hits answered together, at the end of the turn that read them', () => {
+  it('a hit read in the turn the close begins in is answered, says Connection: close, and the close completes', async () => {
+    const side = await openSide({ watch: false, logLevel: 'info' }, true)
+    let closed: Promise<void> | undefined
+    try {
+      const connection = await Connection.open(side.port)
+      try {
+        await connection.send([getSecret(API_KEY)], 'sequential')
+        const byFastify = side.fastify.count
+        // After the fast path took the hit, in the same turn: the close begins before it is answered.
+        side.h.app.server.once('request', () => { closed = side.h.app.close() })
+        const exchanged = await connection.send([getSecret(API_KEY)], 'sequential', { waitCloseMs: 1000 })
+        assert.equal(side.fastify.count, byFastify, 'the fast path took the hit')
+        const [answer] = exchanged.answers
+        assert.equal(answer?.status, 200)
+        assert.equal(headerOf(answer, 'x-cache'), 'HIT')
+        assert.equal(JSON.parse(answer.body.toString('utf8')).SecretString, FIXTURE.stringSecret.value)
+        assert.equal(headerOf(answer, 'connection'), 'close')
+        assert.ok(exchanged.closed, 'the connection was closed after the answer')
+        assert.ok(closed !== undefined)
+        const done = await Promise.race([closed.then(() => true), new Promise<false>((resolve) => setTimeout(() => resolve(false), 1000))])
+        assert.ok(done, 'the app did not close within 1 s: the kept-alive connection was never let go')
+      } finally {
+        connection.close()
+      }
+    } finally {
+      await (closed ?? side.h.close())
+    }
+  })
+
+  it('a hit whose answer cannot be written fails alone: the other hits are answered, and the agent lives', async () => {
+    const side = await openSide({ watch: false, logLevel: 'info' }, true)
+    try {
+      await exchange(side.port, [getSecret(API_KEY)])
+      // Something else answers this one first: writing the hit's answer then throws.
+      side.h.app.server.on('request', (request: { headers: Record<string, unknown> }, response: { end: () => void }) => {
+        if (request.headers['x-answered-elsewhere'] !== undefined) response.end()
+      })
+      const [broken, other] = await Promise.all([Connection.open(side.port), Connection.open(side.port)])
+      try {
+        const answers = await Promise.all([
+          broken.send([getSecret(API_KEY, [...withToken(), ['X-Answered-Elsewhere', '1']]), getSecret(API_KEY)], 'pipelined', { timeoutMs: 1000 }),
+          other.send([getSecret(API_KEY)], 'pipelined')
+        ])
+        assert.deepEqual(answers[0].answers.map((a) => [a.status, headerOf(a, 'x-cache')]), [[200, undefined], [200, 'HIT']], 'the first answer is the other listener\'s; the hit behind it is answered')
+        assert.equal(answers[1].answers[0]?.status, 200)
+        assert.equal(headerOf(answers[1].answers[0], 'x-cache'), 'HIT')
+      } finally {
+        broken.close()
+        other.close()
+      }
+      const after = await exchange(side.port, [getSecret(API_KEY)])
+      assert.equal(after.answers[0]?.status, 200, 'the agent answers hits after it')
+    } finally {
+      await side.h.close()
+    }
+  })
+
+  it('hits read in one turn, on many connections and pipelined, each get their own answer', async () => {
+    const side = await openSide({ watch: false, logLevel: 'info' }, true)
+    try {
+      const ids = [API_KEY, DB, CERT]
+      const warm = await exchange(side.port, ids.map((id) => getSecret(id)), 'pipelined')
+      assert.deepEqual(warm.answers.map((a) => a.status), [200, 200, 200])
+      const byFastify = side.fastify.count
+      const connections = await Promise.all(Array.from({ length: 12 }, async () => Connection.open(side.port)))
+      try {
+        const sent = connections.map((_, i) => Array.from({ length: 5 }, (_, j) => ids[(i + j) % ids.length]!))
+        const results = await Promise.all(connections.map(async (connection, i) => connection.send(sent[i]!.map((id) => getSecret(id)), 'pipelined')))
+        assert.equal(side.fastify.count, byFastify, 'every hit was the fast path\'s')
+        results.forEach((result, i) => {
+          assert.deepEqual(result.answers.map((a) => JSON.parse(a.body.toString('utf8')).Name as string), sent[i], `connection ${i} got the answers to its own requests, in order`)
+          assert.ok(result.answers.every((a) => a.status === 200 && headerOf(a, 'x-cache') === 'HIT' && headerOf(a, 'connection') === 'keep-alive'))
+        })
+      } finally {
+        for (const connection of connections) connection.close()
+      }
+    } finally {
+      await side.h.close()
+    }
+  })
+})
+
 describe('fast path: refresh ahead', () => {
   it('a warm hit past the refresh point starts exactly one background refresh, in both apps', async () => {
     const clock = fakeClock()
