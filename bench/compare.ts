@@ -9,7 +9,7 @@
  *   node --import tsx bench/compare.ts --agent NAME=CLI [--agent NAME=CLI ...]
  *     [--flags NAME='--node --flags'] [--env NAME=VAR=VALUE] [--log-level NAME=warn] [--memory-limit NAME=MiB]
  *     [--log-file NAME=PATH]
- *     [--rounds 6] [--duration 4] [--connections 32]
+ *     [--rounds 6] [--duration 4] [--connections 32] [--rate N]
  *
  * CLI is a built cli.js: `node scripts/build.mjs --outdir DIR/agent` with package.json copied to
  * DIR (src/version.ts reads it from there). One build can run under several names with other
@@ -17,6 +17,8 @@
  * (bench/lib/node-flags.ts) unless --flags says otherwise; --env adds to that environment (it
  * can be given more than once per candidate). A candidate's stdout and stderr go to a file in a
  * temporary directory, or to --log-file's PATH (/dev/null: to leave out the file system's share).
+ * --rate N also measures, each round, latency at a fixed N req/s (autocannon, as `npm run bench`
+ * does), and prints the medians of same-round p50 and p99 ratios to node:http.
  */
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -28,7 +30,7 @@ import { build } from './lib/build.js'
 import { HIT_PATH, writeCapturedResponse, writeHitStore } from './lib/hit.js'
 import { get } from './lib/http.js'
 import { environmentText } from './lib/node-flags.js'
-import { ensureWrk, wrk } from './lib/load.js'
+import { autocannon, ensureWrk, wrk } from './lib/load.js'
 import { LOADGEN_CPU, PINNING, SERVER_CPU, cpuPerRequest, memoryCgroup, onExit, pinSelf } from './lib/procs.js'
 import { TOKEN_HEADER, agentNodeFlags, startAgentProcess, startBaseline, type ServerProcess } from './lib/servers.js'
 import { median, round } from './lib/stats.js'
@@ -43,7 +45,8 @@ const { values } = parseArgs({
     'log-file': { type: 'string', multiple: true, default: [] },
     rounds: { type: 'string', default: '6' },
     duration: { type: 'string', default: '4' },
-    connections: { type: 'string', default: '32' }
+    connections: { type: 'string', default: '32' },
+    rate: { type: 'string' }
   }
 })
 
@@ -63,6 +66,7 @@ for (const name of [...flags.keys(), ...envs.keys(), ...levels.keys(), ...limits
 const rounds = Number(values.rounds)
 const durationS = Number(values.duration)
 const connections = Number(values.connections)
+const rate = values.rate === undefined ? undefined : Number(values.rate)
 
 const log = (line: string): void => { process.stdout.write(line + '\n') }
 pinSelf(LOADGEN_CPU)
@@ -107,6 +111,8 @@ servers.push({ name: 'node:http', server: http })
 for (const { server } of servers) await wrk(server.base + PATH, headers, { connections, durationS: 2 })
 const ratios = new Map<string, number[]>(servers.map(({ name }) => [name, []]))
 const cpuUsPerRequest = new Map<string, number[]>(servers.map(({ name }) => [name, []]))
+const p50Ratios = new Map<string, number[]>(servers.map(({ name }) => [name, []]))
+const p99Ratios = new Map<string, number[]>(servers.map(({ name }) => [name, []]))
 for (let r = 0; r < rounds; r++) {
   const order = [...servers.slice(r % servers.length), ...servers.slice(0, r % servers.length)]
   const rps = new Map<string, number>()
@@ -120,14 +126,32 @@ for (let r = 0; r < rounds; r++) {
   const base = rps.get('node:http') ?? NaN
   for (const { name } of servers) ratios.get(name)?.push((rps.get(name) ?? NaN) / base)
   log(`round ${r + 1}/${rounds}: ${servers.map(({ name }) => `${name} ${Math.round(rps.get(name) ?? 0)}`).join(', ')} req/s`)
+  if (rate === undefined) continue
+  const latency = new Map<string, { p50: number, p99: number }>()
+  for (const { name, server } of order) {
+    // One extra second up front, not counted: the staggered starts ramp up during it.
+    const result = await autocannon({ mode: 'rate', url: server.base + PATH, headers, rate, connections, durationS: durationS + 1, skipMs: 1500 }, (durationS + 60) * 1000)
+    if (result.non2xx > 0 || result.errors > 0) throw new Error(`${name}: ${result.non2xx} non-2xx answers, ${result.errors} errors at ${rate} req/s`)
+    latency.set(name, { p50: result.latencyMs.p50, p99: result.latencyMs.p99 })
+  }
+  const baseLatency = latency.get('node:http')
+  for (const { name } of servers) {
+    const own = latency.get(name)
+    if (own === undefined || baseLatency === undefined) continue
+    p50Ratios.get(name)?.push(own.p50 / baseLatency.p50)
+    p99Ratios.get(name)?.push(own.p99 / baseLatency.p99)
+  }
+  log(`  at ${rate} req/s, p99: ${servers.map(({ name }) => `${name} ${round(latency.get(name)?.p99 ?? NaN, 3)}`).join(', ')} ms`)
 }
 
 const baseCpu = median(cpuUsPerRequest.get('node:http') ?? [])
-log('\n| server | throughput ÷ node:http (median of rounds) | CPU µs per request | node:http\'s ÷ its |')
-log('|---|---|---|---|')
+const latencyColumns = rate === undefined ? '' : ` p50 ÷ node:http's at ${rate} req/s | p99 ÷ node:http's |`
+log(`\n| server | throughput ÷ node:http (median of rounds) | CPU µs per request | node:http's ÷ its |${latencyColumns}`)
+log(`|---|---|---|---|${rate === undefined ? '' : '---|---|'}`)
 for (const { name } of servers) {
   const cpuUs = median(cpuUsPerRequest.get(name) ?? [])
-  log(`| ${name} | ${round(median(ratios.get(name) ?? []))}× | ${round(cpuUs, 1)} | ${round(baseCpu / cpuUs)}× |`)
+  const latencyCells = rate === undefined ? '' : ` ${round(median(p50Ratios.get(name) ?? []))}× | ${round(median(p99Ratios.get(name) ?? []))}× |`
+  log(`| ${name} | ${round(median(ratios.get(name) ?? []))}× | ${round(cpuUs, 1)} | ${round(baseCpu / cpuUs)}× |${latencyCells}`)
 }
 for (const { server } of servers) await server.stop()
 process.exit(0)

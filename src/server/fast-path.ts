@@ -56,14 +56,13 @@ type Read = (at: number) => CacheResult<null> | undefined
  * the request goes to fastify untouched: every error, every other route and every miss is
  * fastify's alone. test/integration/fast-path.test.ts holds the two paths to the same answers.
  *
- * A hit is answered once the event loop has read every request that came in with it
- * (`setImmediate`, after the loop's poll phase), together with the other hits of that turn, not
- * the moment it is read. Under load, an answer written at once reaches a client that is asleep
+ * The first hit of a turn of the event loop is answered at once; hits read after it in the same
+ * turn are answered together at its end (`setImmediate`, after the loop's poll phase has read
+ * every request that came in). Under load, an answer written at once reaches a client asleep
  * waiting for it, and waking it is the kernel's work on the agent's core, for every answer;
- * written together, the answers find their clients awake, and the next requests come in
- * together too. That took a fifth off the CPU time of a hit under wrk (docs/bench/findings.md,
- * twelfth round). The hit waits only for the rest of the turn's reads: when one request came
- * in, no time at all.
+ * answers written together find their clients awake, and the next requests come in together
+ * too. That took a fifth off the CPU time of a hit under wrk (docs/bench/findings.md, twelfth
+ * round). A request that comes in alone, the usual case for a sidecar, waits for nothing.
  */
 export function fastPath (options: FastPathOptions): (request: IncomingMessage, response: ServerResponse) => boolean {
   const { reads, token, allow } = options
@@ -111,28 +110,31 @@ export function fastPath (options: FastPathOptions): (request: IncomingMessage, 
   const closing = options.closing ?? (() => false)
   // While closing, the same headers and `Connection: close`.
   const closingHeaders = [...headers, 'connection', 'close']
+  const answer = (response: ServerResponse, hit: CacheResult<null>, start: number): void => {
+    try {
+      const list = closing() ? closingHeaders : headers
+      const body = hit.entry.body
+      list[age] = String(hit.ageSeconds)
+      list[length] = String(body.length)
+      response.writeHead(200, list)
+      response.end(body)
+      const end = performance.now()
+      answered(end - start, end)
+    } catch {
+      // Nothing here throws on a live response, nor on one whose client has gone; were it to,
+      // the one request fails, not the turn's other hits, nor the process.
+      response.destroy()
+    }
+  }
 
-  /** Hits taken this turn of the event loop, answered together by `answerTaken`. */
+  /** Whether a hit was answered in this turn of the event loop: later ones wait for its end. */
+  let turn = false
   let taken: Taken[] = []
-  const answerTaken = (): void => {
+  const endTurn = (): void => {
+    turn = false
     const answering = taken
     taken = []
-    const list = closing() ? closingHeaders : headers
-    for (const { response, hit, start } of answering) {
-      try {
-        const body = hit.entry.body
-        list[age] = String(hit.ageSeconds)
-        list[length] = String(body.length)
-        response.writeHead(200, list)
-        response.end(body)
-        const end = performance.now()
-        answered(end - start, end)
-      } catch {
-        // Nothing here throws on a live response, nor on one whose client has gone; were it to,
-        // the one request fails, not the turn's other hits, nor the process.
-        response.destroy()
-      }
-    }
+    for (const { response, hit, start } of answering) answer(response, hit, start)
   }
 
   return function answerFreshHit (request, response) {
@@ -146,8 +148,13 @@ export function fastPath (options: FastPathOptions): (request: IncomingMessage, 
       return false
     }
     if (hit === undefined) return false
-    if (taken.length === 0) setImmediate(answerTaken)
-    taken.push({ response, hit, start })
+    if (turn) {
+      taken.push({ response, hit, start })
+    } else {
+      turn = true
+      setImmediate(endTurn)
+      answer(response, hit, start)
+    }
     return true
   }
 }

@@ -782,7 +782,7 @@ describe('fast path: while the app closes', () => {
   })
 })
 
-describe('fast path: hits answered together, at the end of the turn that read them', () => {
+describe('fast path: a turn\'s first hit answered at once, the rest together at the turn\'s end', () => {
   it('a hit read in the turn the close begins in is answered, says Connection: close, and the close completes', async () => {
     const side = await openSide({ watch: false, logLevel: 'info' }, true)
     let closed: Promise<void> | undefined
@@ -791,15 +791,18 @@ describe('fast path: hits answered together, at the end of the turn that read th
       try {
         await connection.send([getSecret(API_KEY)], 'sequential')
         const byFastify = side.fastify.count
-        // After the fast path took the hit, in the same turn: the close begins before it is answered.
-        side.h.app.server.once('request', () => { closed = side.h.app.close() })
-        const exchanged = await connection.send([getSecret(API_KEY)], 'sequential', { waitCloseMs: 1000 })
-        assert.equal(side.fastify.count, byFastify, 'the fast path took the hit')
-        const [answer] = exchanged.answers
-        assert.equal(answer?.status, 200)
-        assert.equal(headerOf(answer, 'x-cache'), 'HIT')
-        assert.equal(JSON.parse(answer.body.toString('utf8')).SecretString, FIXTURE.stringSecret.value)
-        assert.equal(headerOf(answer, 'connection'), 'close')
+        // Two hits in one write, so read in one turn: the first is answered at once, the second at
+        // the turn's end. The close begins in between.
+        let seen = 0
+        side.h.app.server.on('request', () => { if (++seen === 2) closed = side.h.app.close() })
+        const exchanged = await connection.send([getSecret(API_KEY), getSecret(API_KEY)], 'pipelined', { waitCloseMs: 1000 })
+        assert.equal(side.fastify.count, byFastify, 'the fast path took both hits')
+        const [first, second] = exchanged.answers
+        assert.equal(headerOf(first!, 'connection'), 'keep-alive', 'the first was answered before the close began')
+        assert.equal(second?.status, 200)
+        assert.equal(headerOf(second, 'x-cache'), 'HIT')
+        assert.equal(JSON.parse(second.body.toString('utf8')).SecretString, FIXTURE.stringSecret.value)
+        assert.equal(headerOf(second, 'connection'), 'close')
         assert.ok(exchanged.closed, 'the connection was closed after the answer')
         assert.ok(closed !== undefined)
         const done = await Promise.race([closed.then(() => true), new Promise<false>((resolve) => setTimeout(() => resolve(false), 1000))])
@@ -822,11 +825,12 @@ describe('fast path: hits answered together, at the end of the turn that read th
       })
       const [broken, other] = await Promise.all([Connection.open(side.port), Connection.open(side.port)])
       try {
+        // The broken hit second, so read in the turn of the first: its answer waits for the turn's end.
         const answers = await Promise.all([
-          broken.send([getSecret(API_KEY, [...withToken(), ['X-Answered-Elsewhere', '1']]), getSecret(API_KEY)], 'pipelined', { timeoutMs: 1000 }),
+          broken.send([getSecret(API_KEY), getSecret(API_KEY, [...withToken(), ['X-Answered-Elsewhere', '1']]), getSecret(API_KEY)], 'pipelined', { timeoutMs: 1000 }),
           other.send([getSecret(API_KEY)], 'pipelined')
         ])
-        assert.deepEqual(answers[0].answers.map((a) => [a.status, headerOf(a, 'x-cache')]), [[200, undefined], [200, 'HIT']], 'the first answer is the other listener\'s; the hit behind it is answered')
+        assert.deepEqual(answers[0].answers.map((a) => [a.status, headerOf(a, 'x-cache')]), [[200, 'HIT'], [200, undefined], [200, 'HIT']], 'the second answer is the other listener\'s; the hits around it are answered')
         assert.equal(answers[1].answers[0]?.status, 200)
         assert.equal(headerOf(answers[1].answers[0], 'x-cache'), 'HIT')
       } finally {
