@@ -11,6 +11,9 @@ export interface ReadTtls {
   parametersMs: number
 }
 
+/** A Secrets Manager ARN (`arn:partition:secretsmanager:…`). */
+const SECRET_ARN = /^arn:[^:]+:secretsmanager:/
+
 /** Most parameters one get-by-path answers (DESIGN §2). */
 export const PATH_LIMIT = 10_000
 
@@ -71,8 +74,11 @@ export class Reads {
     const key = cacheKey('parameter', name, { withDecryption })
     return this.cache.get(key, async (signal) => {
       const value = await this.provider.getParameter({ name, withDecryption }, { signal })
-      // A secret read through /aws/reference/secretsmanager/: its ARN is the secret's.
-      if (name.startsWith(REFERENCE_PREFIX) && !this.allow.allowsSecretArn(value.arn)) throw new AllowListRefusal('secrets', name.slice(REFERENCE_PREFIX.length))
+      // A secret read through /aws/reference/secretsmanager/, named by path or by the parameter's
+      // ARN: the ARN SSM answers with is the secret's.
+      if (SECRET_ARN.test(value.arn) && !this.allow.allowsSecretArn(value.arn)) {
+        throw new AllowListRefusal('secrets', name.startsWith(REFERENCE_PREFIX) ? name.slice(REFERENCE_PREFIX.length) : name)
+      }
       return { body: parameterBody(value), value: null }
     }, { ttlMs: this.ttls.parametersMs, refreshNow })
   }

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { secretArn } from '../../src/providers/local/store.js'
+import { AllowList } from '../../src/server/allow.js'
 import { eventually, startTestAgent, type TestAgent } from '../support/agent.js'
+import { openAwsApp, type AwsApp } from '../support/aws-app.js'
 
 const STORE = `secrets:
   app/db: '{"password":"app-db-pw"}'
@@ -201,5 +203,39 @@ describe('the allow-list, with an ARN that could name either of two secrets', ()
       assert.equal(answer.status, 200)
       assert.equal((await answer.json() as Record<string, string>).SecretString, 'dev-db-pw')
     }
+  })
+})
+
+describe('the allow-list, with a secret read through SSM by the parameter ARN of its reference', () => {
+  // `payments-*` lets the full ARN of `payments` through on its name with the suffix (`payments-AbC123`):
+  // only the ARN SSM answers with tells which secret the reference read.
+  let h: AwsApp
+  const arns = new Map<string, string>()
+  before(async () => {
+    h = await openAwsApp({ allow: new AllowList({ secrets: ['payments-*'], parameters: ['*'], kmsKeys: ['*'] }) })
+    arns.set('payments', h.fake.putSecret({ name: 'payments', secretString: 'ROOT-SECRET' }).arn)
+    arns.set('payments-api', h.fake.putSecret({ name: 'payments-api', secretString: 'api-value' }).arn)
+  })
+  after(async () => { await h.close() })
+
+  const byParameterArn = (secretName: string): string =>
+    h.fake.parameterArn(`/aws/reference/secretsmanager/${arns.get(secretName)!}`)
+  const read = async (name: string): Promise<{ statusCode: number, body: string }> =>
+    h.app.inject({ method: 'GET', url: `/systemsmanager/parameters/get?name=${encodeURIComponent(name)}&withDecryption=true`, headers: h.auth })
+
+  it('refuses the secret the reference turned out to read, every time, and logs no value', async () => {
+    for (let i = 0; i < 2; i++) {
+      const answer = await read(byParameterArn('payments'))
+      assert.equal(answer.statusCode, 403)
+      assert.equal((JSON.parse(answer.body) as Record<string, string>).__type, 'AccessDeniedException')
+      assert.ok(!answer.body.includes('ROOT-SECRET'))
+    }
+    assert.ok(!h.logs().join('\n').includes('ROOT-SECRET'))
+  })
+
+  it('serves an allowed secret read the same way', async () => {
+    const answer = await read(byParameterArn('payments-api'))
+    assert.equal(answer.statusCode, 200)
+    assert.equal((JSON.parse(answer.body) as { Parameter: { Value: string } }).Parameter.Value, 'api-value')
   })
 })

@@ -8,6 +8,7 @@ import { SecretCache, type SecretCacheOptions } from '../../src/cache/secret-cac
 import { createLogger } from '../../src/logger.js'
 import { instrumentProvider, type Metrics } from '../../src/metrics.js'
 import { AwsProvider, type AwsProviderOptions } from '../../src/providers/aws/index.js'
+import type { AllowList } from '../../src/server/allow.js'
 import { buildApp } from '../../src/server/app.js'
 import { Token } from '../../src/token.js'
 import { FakeAws, type FakeAwsOptions } from './fake-aws.js'
@@ -57,6 +58,7 @@ export interface AwsAppOptions {
   cache?: Partial<SecretCacheOptions>
   /** Count the provider's calls here, as the agent does (instrumentProvider). */
   metrics?: Metrics
+  allow?: AllowList
 }
 
 export interface AwsApp {
@@ -95,7 +97,8 @@ export async function openAwsApp (options: AwsAppOptions = {}): Promise<AwsApp> 
     logger,
     tokenHeaders: ['X-Aws-Parameters-Secrets-Token', 'X-Vault-Token'],
     secretsTtlMs: (options.secretsTtlSeconds ?? 300) * 1000,
-    parametersTtlMs: (options.parametersTtlSeconds ?? 300) * 1000
+    parametersTtlMs: (options.parametersTtlSeconds ?? 300) * 1000,
+    ...(options.allow === undefined ? {} : { allow: options.allow })
   })
   return {
     app,

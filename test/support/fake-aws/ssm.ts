@@ -204,7 +204,9 @@ export class ParameterStore {
       if (!rawName.startsWith(prefix)) throw new AwsError('ParameterNotFound', `Parameter ${rawName} not found.`)
       name = this.#nameFromArnResource(rawName.slice(prefix.length))
     }
-    const colon = name.lastIndexOf(':')
+    // In a reference to a secret by its ARN, the selector's colon is the first after the ARN's own.
+    const secretArn = name.startsWith(REFERENCE_PREFIX + 'arn:') ? name.indexOf(':secret:') : -1
+    const colon = name.indexOf(':', secretArn === -1 ? 0 : secretArn + ':secret:'.length)
     return colon < 0 ? { base: name, selector: undefined } : { base: name.slice(0, colon), selector: name.slice(colon + 1) }
   }
 
