@@ -202,6 +202,21 @@ describe('aws provider over HTTP: AWS errors become the statuses of DESIGN §2',
     assert.equal(deleted.__type, 'InvalidRequestException')
   })
 
+  it('reports an id upstream left out of a batch answer as a failure, not as nothing', async () => {
+    h.fake.putSecret({ name: 'app/left', secretString: 'left-value' })
+    const faulted = h.fake.inject({ kind: 'answer', body: { SecretValues: [], Errors: [] } }, { operation: 'BatchGetSecretValue' })
+    try {
+      const answer = await get('/secretsmanager/batch-get?secretId=app/left')
+      const body = JSON.parse(answer.body) as { SecretValues: unknown[], Errors: Array<{ SecretId: string, ErrorCode: string }> }
+
+      assert.equal(answer.statusCode, 200)
+      assert.deepEqual(body.SecretValues, [])
+      assert.deepEqual(body.Errors.map((e) => [e.SecretId, e.ErrorCode]), [['app/left', 'ServiceUnavailableException']])
+    } finally {
+      faulted.remove()
+    }
+  })
+
   it('reports per-secret batch errors with AWS\'s code and our message', async () => {
     h.fake.putSecret({ name: 'app/other', secretString: 'o' })
     h.fake.denyAccess('app/other')
