@@ -4,6 +4,7 @@ import {
   AccessDeniedError, CredentialsError, InvalidRequestError, NotFoundError, ProviderError, ThrottledError,
   UpstreamError, UpstreamTimeoutError
 } from '../providers/errors.js'
+import { BOOLEAN_PATTERN } from './schemas.js'
 
 /** An error the agent answers with: `code` is the `__type` sent, `statusCode` the status. */
 export class ApiError extends Error {
@@ -123,6 +124,7 @@ function describeValidation (errors: Array<{ instancePath?: string, message?: st
   const params = first.params ?? {}
   if (typeof params.additionalProperty === 'string') return `Unknown ${where} ${JSON.stringify(params.additionalProperty)}.`
   if (typeof params.missingProperty === 'string') return `Missing required ${where} ${JSON.stringify(params.missingProperty)}.`
+  if (path !== '' && params.pattern === BOOLEAN_PATTERN) return `The ${where} ${JSON.stringify(path)} must be true or false (in any case), 1 or 0.`
   if (path !== '' && Array.isArray(params.allowedValues)) return `The ${where} ${JSON.stringify(path)} must be one of ${params.allowedValues.map(String).join(', ')}.`
   if (path !== '' && params.type === 'string') return `The ${where} ${JSON.stringify(path)} must be given once, as a string.`
   if (path !== '') return `The ${where} ${JSON.stringify(path)} ${first.message ?? 'is not valid'}.`

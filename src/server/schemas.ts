@@ -13,10 +13,11 @@ const nullableInteger = { type: ['integer', 'null'] }
 
 /** `true/false/1/0`, as the Lambda extension and the Secrets Manager Agent accept. */
 /**
- * A boolean query parameter. `True` and `TRUE` too: the Secrets Manager Agent compares without
- * case, and Python's requests sends `True` for `params={'refreshNow': True}`.
+ * A boolean query parameter: `true` or `false` in any case, `1` or `0`, as the Secrets Manager
+ * Agent takes them (it lower-cases the value; Python's requests sends `True`).
  */
-export const booleanFlag = { type: 'string', enum: ['true', 'false', '1', '0', 'True', 'False', 'TRUE', 'FALSE'] }
+export const BOOLEAN_PATTERN = '^(?:[Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee]|1|0)$'
+export const booleanFlag = { type: 'string', pattern: BOOLEAN_PATTERN }
 
 export const secretValueSchema = {
   type: 'object',

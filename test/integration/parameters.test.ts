@@ -137,10 +137,12 @@ describe('GET /systemsmanager/parameters/get', () => {
     // answering version 1 would hand out a value the caller did not ask for.
     const h = await open(t)
 
-    const response = await get(h, `/systemsmanager/parameters/get?name=${logLevel.name}&label=1`)
+    for (const label of ['1', '1a', 'a:b', 'x'.repeat(101), 'with space']) {
+      const response = await get(h, `/systemsmanager/parameters/get?name=${logLevel.name}&label=${encodeURIComponent(label)}`)
 
-    assert.equal(response.statusCode, 400)
-    assert.equal(json(response).__type, 'ValidationException')
+      assert.equal(response.statusCode, 400, label)
+      assert.equal(json(response).__type, 'ValidationException')
+    }
   })
 
   it('answers 400 for both version and label', async (t) => {
@@ -327,6 +329,21 @@ describe('GET /systemsmanager/parameters/get for /aws/reference/secretsmanager/'
     assert.equal(response.statusCode, 200)
     assert.deepEqual(JSON.parse(parameterOf(response).Value as string), db.previous.value)
     assert.equal(parameterOf(response).Selector, ':AWSPREVIOUS')
+  })
+
+  it('reads the version a label= names by a staging label or version id that is no Parameter Store label', async (t) => {
+    // Secrets Manager's rules, not Parameter Store's: a stage may begin with a digit, a version id is a UUID.
+    const h = await open(t, { storeText: `secrets:\n  rotated:\n    versions:\n      - id: ${db.current.id}\n        stages: [AWSCURRENT]\n        value: now\n      - id: ${db.previous.id}\n        stages: [2024-rotation]\n        value: then\n` })
+
+    for (const label of ['2024-rotation', db.previous.id]) {
+      const response = await get(h, `/systemsmanager/parameters/get?name=/aws/reference/secretsmanager/rotated&label=${label}&withDecryption=true`)
+
+      assert.equal(response.statusCode, 200, label)
+      assert.equal(parameterOf(response).Value, 'then')
+      assert.equal(parameterOf(response).Selector, `:${label}`)
+    }
+    const colon = await get(h, '/systemsmanager/parameters/get?name=/aws/reference/secretsmanager/rotated&label=a:b&withDecryption=true')
+    assert.equal(colon.statusCode, 400)
   })
 
   it('answers 400 without withDecryption=true, and sends no secret value', async (t) => {

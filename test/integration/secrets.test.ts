@@ -115,6 +115,22 @@ describe('GET /secretsmanager/get', () => {
     assert.deepEqual(secretString(response), db.previous.value)
   })
 
+  it('takes any versionId of 32 to 64 characters, as AWS does (a ClientRequestToken need not be a UUID)', async (t) => {
+    const id = 'rotation_2024.11.30+0000000000001'
+    const h = await open(t, { storeText: `secrets:\n  tokened:\n    versions:\n      - id: '${id}'\n        stages: [AWSCURRENT]\n        value: by-token\n` })
+
+    const response = await get(h, `/secretsmanager/get?secretId=tokened&versionId=${encodeURIComponent(id)}`)
+
+    assert.equal(response.statusCode, 200)
+    assert.equal(json(response).VersionId, id)
+    assert.equal(json(response).SecretString, 'by-token')
+    for (const bad of ['short-id', 'x'.repeat(65), `${'x'.repeat(31)}\u0001`]) {
+      const refused = await get(h, `/secretsmanager/get?secretId=tokened&versionId=${encodeURIComponent(bad)}`)
+      assert.equal(refused.statusCode, 400, JSON.stringify(bad))
+      assert.equal(json(refused).__type, 'ValidationException')
+    }
+  })
+
   it('returns the version when versionId and versionStage both name it', async (t) => {
     const h = await open(t)
 
@@ -231,8 +247,8 @@ describe('GET /secretsmanager/get', () => {
     assert.equal(calls.count, 1)
   })
 
-  // True and TRUE as well, as the Secrets Manager Agent takes them: Python's requests sends True.
-  for (const value of ['true', 'True', 'TRUE', '1']) {
+  // In any case, as the Secrets Manager Agent takes them: Python's requests sends True.
+  for (const value of ['true', 'True', 'TRUE', 'tRuE', '1']) {
     it(`goes upstream again when refreshNow=${value}`, async (t) => {
       // refreshNow is rate-limited to once a second per key: step the cache's clock past that.
       const clock = fakeClock()
@@ -254,28 +270,29 @@ describe('GET /secretsmanager/get', () => {
     })
   }
 
-  it('accepts refreshNow=false and refreshNow=0 as a normal read', async (t) => {
+  it('accepts refreshNow=false (in any case) and refreshNow=0 as a normal read', async (t) => {
     const h = await open(t)
     const calls = h.countSecretCalls()
     const url = `/secretsmanager/get?secretId=${db.name}`
     await get(h, url)
 
-    const asFalse = await get(h, `${url}&refreshNow=false`)
-    const asZero = await get(h, `${url}&refreshNow=0`)
-
-    assert.equal(asFalse.headers['x-cache'], 'HIT')
-    assert.equal(asZero.headers['x-cache'], 'HIT')
+    for (const value of ['false', 'FaLsE', '0']) {
+      assert.equal((await get(h, `${url}&refreshNow=${value}`)).headers['x-cache'], 'HIT', value)
+    }
     assert.equal(calls.count, 1)
   })
 
-  it('answers 400 for refreshNow=maybe', async (t) => {
-    const h = await open(t)
+  for (const value of ['maybe', 'yes', 'truth', '01', '']) {
+    it(`answers 400 for refreshNow=${value}, saying what it takes`, async (t) => {
+      const h = await open(t)
 
-    const response = await get(h, `/secretsmanager/get?secretId=${db.name}&refreshNow=maybe`)
+      const response = await get(h, `/secretsmanager/get?secretId=${db.name}&refreshNow=${value}`)
 
-    assert.equal(response.statusCode, 400)
-    assert.equal(json(response).__type, 'ValidationException')
-  })
+      assert.equal(response.statusCode, 400)
+      assert.equal(json(response).__type, 'ValidationException')
+      assert.equal(json(response).message, 'The query parameter "refreshNow" must be true or false (in any case), 1 or 0.')
+    })
+  }
 })
 
 describe('GET /secretsmanager/get?field=', () => {

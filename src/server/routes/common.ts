@@ -21,7 +21,7 @@ export function checkId (id: string, field: string): string {
 
 export function flag (value: string | undefined, fallback = false): boolean {
   if (value === undefined) return fallback
-  return value === 'true' || value === '1' || value === 'True' || value === 'TRUE'
+  return value === '1' || value.toLowerCase() === 'true'
 }
 
 /** Sends stored bytes as they are: a hit serialises nothing. */

@@ -14,6 +14,9 @@ interface ParameterQuery {
   refreshNow?: string
 }
 
+/** A Parameter Store label. Not beginning with a digit (as in SSM): `name:1` reads as version 1. */
+const PARAMETER_LABEL = /^[A-Za-z_.-][A-Za-z0-9_.-]{0,99}$/
+
 export const parameterRoutes: FastifyPluginCallback<{ reads: Reads, allow: AllowList }> = (app, { reads, allow }, done) => {
   app.get<{ Querystring: ParameterQuery }>('/systemsmanager/parameters/get', {
     schema: {
@@ -24,8 +27,9 @@ export const parameterRoutes: FastifyPluginCallback<{ reads: Reads, allow: Allow
         properties: {
           name: idSchema,
           version: { type: 'string', pattern: '^[1-9][0-9]{0,9}$' },
-          // Labels cannot start with a digit (as in SSM): `name:1` would read as version 1.
-          label: { type: 'string', minLength: 1, maxLength: 100, pattern: '^[A-Za-z_.-][A-Za-z0-9_.-]*$' },
+          // A parameter's label, or for a reference a secret's staging label or version id: their
+          // own rules are checked below, once it is known which. No colon: it would read as a selector.
+          label: { type: 'string', minLength: 1, maxLength: 256, pattern: '^[^:\\u0000-\\u001f\\u007f]+$' },
           withDecryption: booleanFlag,
           refreshNow: booleanFlag
         }
@@ -39,11 +43,14 @@ export const parameterRoutes: FastifyPluginCallback<{ reads: Reads, allow: Allow
     const selector = version ?? label
     const { name: bare, selector: own } = splitSelector(name)
     if (selector !== undefined && own !== null) throw new Errors.Validation('The name already has a :version or :label selector; do not also pass version or label.')
-    allow.check('parameters', bare, request.log)
-    // A reference to a secret must pass the secret rules too, named by path or by ARN.
-    for (const path of [bare, ...namesInArn('parameters', bare)]) {
-      if (path.startsWith(REFERENCE_PREFIX)) allow.check('secrets', path.slice(REFERENCE_PREFIX.length), request.log)
+    // A reference to a secret, named by path or by ARN.
+    const references = [bare, ...namesInArn('parameters', bare)].filter((path) => path.startsWith(REFERENCE_PREFIX))
+    if (label !== undefined && references.length === 0 && !PARAMETER_LABEL.test(label)) {
+      throw new Errors.Validation('The query parameter "label" must be a Parameter Store label: up to 100 letters, digits, ".", "-" or "_", not beginning with a digit.')
     }
+    allow.check('parameters', bare, request.log)
+    // A reference must pass the secret rules too.
+    for (const path of references) allow.check('secrets', path.slice(REFERENCE_PREFIX.length), request.log)
     const result = await reads.parameter(selector === undefined ? name : `${name}:${selector}`, flag(request.query.withDecryption), flag(request.query.refreshNow))
     return sendCached(reply, result)
   })

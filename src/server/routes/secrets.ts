@@ -16,7 +16,8 @@ interface SecretQuery {
 }
 
 const secretQueryProperties = {
-  versionId: { type: 'string', minLength: 32, maxLength: 64, pattern: '^[A-Za-z0-9-]+$' },
+  // Any ClientRequestToken becomes a VersionId: AWS bounds its length only (UUIDs are the SDKs' default).
+  versionId: { type: 'string', minLength: 32, maxLength: 64, pattern: '^[^\\u0000-\\u001f\\u007f]+$' },
   versionStage: { type: 'string', minLength: 1, maxLength: 256, pattern: '^[^\\u0000-\\u001f\\u007f]+$' },
   refreshNow: booleanFlag,
   field: { type: 'string', minLength: 1, maxLength: 1024 }
