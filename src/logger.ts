@@ -36,13 +36,22 @@ export interface LoggerOptions {
 
 export function createLogger (options: LoggerOptions): Logger {
   const level = options.level === 'none' ? 'silent' : options.level
-  const base = { level, redact: { paths: REDACT_PATHS, censor: '[redacted]' }, base: { name: 'secrets-agent' } }
+  const base = { level, redact: { paths: REDACT_PATHS, censor: '[redacted]' }, base: { name: 'secrets-agent' }, serializers: { err: describedError } }
   if (options.pretty !== undefined) return pino(base, options.pretty)
   if (options.destination !== undefined) return pino(base, options.destination)
   // Lines are gathered into writes of 16 KiB, written at most 100 ms after they were logged so
   // that a quiet agent's lines show, and dropped past 16 MiB of backlog (Batched, below).
   const destination = pino.destination({ dest: options.output ?? 1, sync: false, contentMode: 'buffer', minLength: 0 })
   return pino(base, new Batched(destination))
+}
+
+/**
+ * `err` as logged: the agent logs the fields it picked (`{ message, code }`), never an error
+ * whole, and these go out as they are; pino's own serializer would add `"type": "Object"` and an
+ * empty stack to them. An Error (from a library's own log call) still gets pino's serializer.
+ */
+function describedError (value: unknown): unknown {
+  return value instanceof Error ? pino.stdSerializers.err(value) : value
 }
 
 type SonicBoom = ReturnType<typeof pino.destination>

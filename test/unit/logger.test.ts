@@ -26,6 +26,20 @@ const SAMPLES: AccessFields[] = [
   { method: 'GET', route: 'a "quoted" \\ route\n', status: 500, ms: 3.5, cache: 'STALE' }
 ]
 
+describe('createLogger: err', () => {
+  it('logs the fields the agent picked as they are, and an Error as pino serializes it', () => {
+    const { lines, logger } = capture()
+    logger.fatal({ err: { message: 'listen EADDRINUSE: address already in use 127.0.0.1:2773', code: 'EADDRINUSE' } }, 'secrets-agent could not start')
+    logger.error({ err: new TypeError('boom') }, 'from a library')
+
+    const [picked, whole] = lines.map((line) => JSON.parse(line) as { err: Record<string, unknown> })
+    assert.deepEqual(picked?.err, { message: 'listen EADDRINUSE: address already in use 127.0.0.1:2773', code: 'EADDRINUSE' })
+    assert.equal(whole?.err.type, 'TypeError')
+    assert.equal(whole?.err.message, 'boom')
+    assert.match(String(whole?.err.stack), /TypeError: boom/)
+  })
+})
+
 describe('accessLog', () => {
   it('writes, byte for byte, the line logger.info(fields, "request") writes', () => {
     const { lines, logger } = capture()
