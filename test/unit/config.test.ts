@@ -153,6 +153,9 @@ describe('loadConfig', () => {
       ['a bad path prefix', { SECRETS_AGENT_PATH_PREFIX: 'v1' }, /path_prefix .*a path starting with \//],
       ['a metrics port out of range', { SECRETS_AGENT_METRICS_LISTEN: '127.0.0.1:99999' }, /metrics_listen .*"127.0.0.1:99999".*HOST:PORT, the port a whole number from 0 to 65535/],
       ['a bad token file mode', { SECRETS_AGENT_TOKEN_FILE_MODE: '999' }, /token_file_mode .*octal/],
+      ['a token file mode letting others read', { SECRETS_AGENT_TOKEN_FILE_MODE: '0644' }, /token_file_mode .*others nothing/],
+      ['a token file mode letting the group write', { SECRETS_AGENT_TOKEN_FILE_MODE: '0660' }, /token_file_mode .*group at most read/],
+      ['a token file mode of 0777', { SECRETS_AGENT_TOKEN_FILE_MODE: '0777' }, /token_file_mode /],
       ['an unknown SECRETS_AGENT_ variable', { SECRETS_AGENT_CACHE_SIZ: '5' }, /unknown environment variable SECRETS_AGENT_CACHE_SIZ/]
     ]
     for (const [what, env, message] of cases) {
