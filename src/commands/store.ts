@@ -24,10 +24,10 @@ export const STORE_HELP = `Usage: secrets-agent store set secret NAME VALUE|- [-
        secrets-agent store key enable|disable KEY
 
 Edits the local store file (the one dev and serve --provider local read). A running agent
-picks the change up at once. Writes are atomic (a temp file renamed over the store, mode 0600)
-and take turns under a lock file beside it (STORE.lock); a symlinked store keeps its link. An
-edit that would make the store invalid leaves the file untouched. Comments elsewhere in a
-YAML store are kept.
+picks the change up within about 50 ms. Writes are atomic (a temp file renamed over the
+store, mode 0600) and take turns under a lock file beside it (store.yaml.lock for
+store.yaml); a symlinked store keeps its link. An edit that would make the store invalid
+leaves the file untouched. Comments elsewhere in a YAML store are kept.
 
 set secret      adds a version, as Secrets Manager's PutSecretValue: it takes the stage
                 (default AWSCURRENT); a new AWSCURRENT moves the old one to AWSPREVIOUS, and a
@@ -36,11 +36,11 @@ set parameter   adds a version (numbered on from the last); --label moves that l
                 --type changes the type (default: the parameter's, or String for a new one)
 list            names, types, version counts, stages and labels; never values
 delete          removes the secret or parameter with all its versions
-key             the local KMS keys, kept in the key file beside the store (STORE.keys.json,
-                mode 0600): create adds a key and prints its ARN; list shows ARNs, aliases
+key             the local KMS keys, kept in the key file beside the store (store.keys.json
+                for store.yaml, mode 0600): create adds a key and prints its ARN; list shows ARNs, aliases
                 and whether each is enabled (never key material); disable makes a key refuse
                 every use until enabled again. KEY is a key id, key ARN, alias name or alias
-                ARN. A running agent picks the change up at once.
+                ARN. A running agent picks the change up within about 50 ms.
 
 Give VALUE as - to read it from stdin, so it lands in neither your shell history nor the
 process list (one trailing newline is dropped; --binary-file - keeps every byte). A VALUE
