@@ -56,10 +56,14 @@ export function headerBytes (raw: readonly string[]): number {
   return size
 }
 
-/** The answer being written on `socket`, if one is under way (Node's own field for it). */
+/**
+ * The answer that holds `socket` (Node's own field for it), if any. It holds it until Node has
+ * handled its `finish` event, and only then hands the socket to the next answer queued behind it
+ * (pipelined requests): an answer already written in full, whose `finish` is still to come, holds
+ * it too, or the answers queued behind it would be lost with the connection.
+ */
 function answeringOn (socket: Socket): ServerResponse | undefined {
-  const response = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage
-  return response === undefined || response === null || response.writableEnded ? undefined : response
+  return (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage ?? undefined
 }
 
 /**

@@ -119,6 +119,19 @@ describe('request limits on a listening agent', () => {
     assert.ok(Date.now() - started < 2000, 'the agent closed the connections, not the test')
   })
 
+  it('answers kept-alive fresh hits that bytes of no HTTP follow, each of them, then closes', async () => {
+    const started = Date.now()
+    const hit = `GET /secretsmanager/get?secretId=s HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Aws-Parameters-Secrets-Token: ${TOKEN}\r\n\r\n`
+    assert.equal(statusOf(await raw(port, request('/secretsmanager/get?secretId=s'))), 200)
+
+    // The first is answered as it is read, the others at the end of that turn (the fast path).
+    const pipelined = await raw(port, `${hit}${hit}${hit}BOGUS\r\n\r\n`)
+
+    assert.deepEqual(pipelined.match(/HTTP\/1\.1 \d+/g), ['HTTP/1.1 200', 'HTTP/1.1 200', 'HTTP/1.1 200'], pipelined)
+    assert.deepEqual(pipelined.match(/x-cache: \w+/gi), ['x-cache: HIT', 'x-cache: HIT', 'x-cache: HIT'])
+    assert.ok(Date.now() - started < 2000, 'the agent closed the connection, not the test')
+  })
+
   it('answers 408 when the request does not arrive within the request timeout', async () => {
     const started = Date.now()
     const response = await raw(port, `GET /secretsmanager/get?secretId=s HTTP/1.1\r\nHost: 127.0.0.1\r\n`, 5000)
