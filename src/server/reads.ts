@@ -144,10 +144,14 @@ export class Reads {
           this.cache.set(key, { body: secretBody(value), value: null }, this.ttls.secretsMs, askedAt)
           continue
         }
-        // An id upstream left out of its answer (neither a value nor an error) is a failure of
-        // upstream's, not a secret that does not exist: its caller hears of it.
-        const failure = result.errors.find((e) => e.secretId === id) ??
-          { secretId: id, errorCode: 'ServiceUnavailableException', message: 'The upstream answer to the batch left this secret out.', transient: true }
+        const failure = result.errors.find((e) => e.secretId === id)
+        if (failure === undefined) {
+          // Left out of upstream's answer, neither a value nor an error (or an error under another
+          // spelling of the id, listed below as it came): the caller hears of it. Nothing is
+          // known of the secret, so its cached value is neither dropped nor served stale.
+          errors.push({ secretId: id, errorCode: 'ServiceUnavailableException', message: 'The upstream answer to the batch left this secret out.', transient: true })
+          continue
+        }
         // Not found or denied for this secret: it leaves the cache. A region's whole call refused
         // (no BatchGetSecretValue there, say) says nothing of the secret, and keeps it.
         if (!failure.transient && failure.whole !== true) this.cache.delete(key, askedAt)

@@ -202,8 +202,11 @@ describe('aws provider over HTTP: AWS errors become the statuses of DESIGN §2',
     assert.equal(deleted.__type, 'InvalidRequestException')
   })
 
-  it('reports an id upstream left out of a batch answer as a failure, not as nothing', async () => {
+  it('reports an id upstream left out of a batch answer as a failure, not as nothing, and serves no stale value for it', async () => {
     h.fake.putSecret({ name: 'app/left', secretString: 'left-value' })
+    assert.equal((await get('/secretsmanager/get?secretId=app/left')).statusCode, 200)
+    // Past its TTL: a transient failure would serve the cached value stale.
+    h.clock.advance(301_000)
     const faulted = h.fake.inject({ kind: 'answer', body: { SecretValues: [], Errors: [] } }, { operation: 'BatchGetSecretValue' })
     try {
       const answer = await get('/secretsmanager/batch-get?secretId=app/left')
