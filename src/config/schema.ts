@@ -71,7 +71,7 @@ export const SETTINGS: readonly SettingSpec[] = [
   { key: 'token_file', type: str, default: null, flag: 'token-file', doc: 'File holding the token clients must send.' },
   { key: 'generate_token', type: bool, default: false, flag: 'generate-token', doc: 'Write a fresh 256-bit token to token_file when the file is absent.' },
   // The token is a password: others get nothing, the group (a sidecar's app) at most read.
-  { key: 'token_file_mode', type: { kind: 'string', pattern: /^0?[4-7][04]0$/, describe: 'an octal file mode that the owner can read, the group at most read and others nothing: 0600, 0640, 0400 or 0440' }, default: '0640', doc: 'Mode of a generated token file (octal): the group may read it at most, others not at all.' },
+  { key: 'token_file_mode', type: { kind: 'string', pattern: /^0?[4-7][04]0$/, describe: 'an octal file mode that the owner can read, the group at most read and others nothing, such as 0600 or 0640' }, default: '0640', doc: 'Mode of a generated token file (octal): the group may read it at most, others not at all.' },
   { key: 'ssrf_headers', type: list, default: ['X-Aws-Parameters-Secrets-Token', 'X-Vault-Token'], doc: 'Request headers that may carry the token, in order.' },
   { key: 'ssrf_env_variables', type: list, default: ['AWS_TOKEN', 'AWS_SESSION_TOKEN', 'AWS_CONTAINER_AUTHORIZATION_TOKEN'], doc: 'Environment variables the token is read from, first found; a value `file:///path` names a file.' },
   // As the Secrets Manager Agent reads it: whatever follows the prefix is the id, so `/v1` serves

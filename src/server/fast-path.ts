@@ -121,8 +121,9 @@ export function fastPath (options: FastPathOptions): (request: IncomingMessage, 
       const end = performance.now()
       answered(end - start, end)
     } catch {
-      // Nothing here throws on a live response, nor on one whose client has gone; were it to,
-      // the one request fails, not the turn's other hits, nor the process.
+      // Nothing here throws on a live response, nor on one whose client has gone. Were it to, the
+      // answer's bytes on the connection are unknown: the connection closes (destroy), and the
+      // turn's other hits and the process go on.
       response.destroy()
     }
   }
