@@ -36,6 +36,8 @@ const MAX_URL = 8192
  * whose checks and error answers stay the only ones.
  */
 const PLAIN_ID = /^[A-Za-z0-9/_+=.@:-]{1,2048}$/
+/** Hits in a turn of the event loop from which on the loop counts as busy (see `fastPath`). */
+const BUSY_TURN_HITS = 4
 /** URLs whose reading is remembered (see `readOf`), and the longest one remembered. */
 const MEMO_SIZE = 1024
 const MEMO_URL = 1024
@@ -56,13 +58,15 @@ type Read = (at: number) => CacheResult<null> | undefined
  * the request goes to fastify untouched: every error, every other route and every miss is
  * fastify's alone. test/integration/fast-path.test.ts holds the two paths to the same answers.
  *
- * The first hit of a turn of the event loop is answered at once; hits read after it in the same
- * turn are answered together at its end (`setImmediate`, after the loop's poll phase has read
- * every request that came in). Under load, an answer written at once reaches a client asleep
- * waiting for it, and waking it is the kernel's work on the agent's core, for every answer;
- * answers written together find their clients awake, and the next requests come in together
- * too. That took a fifth off the CPU time of a hit under wrk (docs/bench/findings.md, twelfth
- * round). A request that comes in alone, the usual case for a sidecar, waits for nothing.
+ * While the agent is busy (the last turn of the event loop that read a hit read several), the
+ * first hit of a turn is answered at once and the hits read after it in the same turn together
+ * at its end (`setImmediate`, after the loop's poll phase has read every request that came in).
+ * Under load, an answer written at once reaches a client asleep waiting for it, and waking it is
+ * the kernel's work on the agent's core, for every answer; answers written together find their
+ * clients awake, and the next requests come in together too. That took a fifth off the CPU time
+ * of a hit under wrk (docs/bench/findings.md, twelfth round). Otherwise every hit is answered as
+ * soon as it is read: waiting for the end of the turn would only add latency when a few requests
+ * come in at once.
  */
 export function fastPath (options: FastPathOptions): (request: IncomingMessage, response: ServerResponse) => boolean {
   const { reads, token, allow } = options
@@ -128,11 +132,16 @@ export function fastPath (options: FastPathOptions): (request: IncomingMessage, 
     }
   }
 
-  /** Whether a hit was answered in this turn of the event loop: later ones wait for its end. */
+  /** Whether a hit was answered in this turn of the event loop, and how many hits it read. */
   let turn = false
+  let hits = 0
+  /** Hits read in the last turn that read any: a busy loop's turns read several. */
+  let lastHits = 0
   let taken: Taken[] = []
   const endTurn = (): void => {
     turn = false
+    lastHits = hits
+    hits = 0
     const answering = taken
     taken = []
     for (const { response, hit, start } of answering) answer(response, hit, start)
@@ -149,11 +158,14 @@ export function fastPath (options: FastPathOptions): (request: IncomingMessage, 
       return false
     }
     if (hit === undefined) return false
-    if (turn) {
-      taken.push({ response, hit, start })
-    } else {
+    hits += 1
+    if (!turn) {
       turn = true
       setImmediate(endTurn)
+      answer(response, hit, start)
+    } else if (lastHits >= BUSY_TURN_HITS) {
+      taken.push({ response, hit, start })
+    } else {
       answer(response, hit, start)
     }
     return true

@@ -782,7 +782,10 @@ describe('fast path: while the app closes', () => {
   })
 })
 
-describe('fast path: a turn\'s first hit answered at once, the rest together at the turn\'s end', () => {
+describe('fast path, busy: a turn\'s first hit answered at once, the rest together at the turn\'s end', () => {
+  /** Hits read in one turn from which on the agent counts as busy (fast-path.ts). */
+  const BUSY_TURN = 4
+
   it('a hit read in the turn the close begins in is answered, says Connection: close, and the close completes', async () => {
     const side = await openSide({ watch: false, logLevel: 'info' }, true)
     let closed: Promise<void> | undefined
@@ -791,6 +794,8 @@ describe('fast path: a turn\'s first hit answered at once, the rest together at 
       try {
         await connection.send([getSecret(API_KEY)], 'sequential')
         const byFastify = side.fastify.count
+        // Four hits in one write, read in one turn: the agent counts as busy.
+        await connection.send(Array.from({ length: BUSY_TURN }, () => getSecret(API_KEY)), 'pipelined')
         // Two hits in one write, so read in one turn: the first is answered at once, the second at
         // the turn's end. The close begins in between.
         let seen = 0
@@ -820,6 +825,7 @@ describe('fast path: a turn\'s first hit answered at once, the rest together at 
     try {
       await exchange(side.port, [getSecret(API_KEY)])
       // Something else answers this one first: writing the hit's answer then throws.
+      await exchange(side.port, Array.from({ length: BUSY_TURN }, () => getSecret(API_KEY)), 'pipelined')
       side.h.app.server.on('request', (request: { headers: Record<string, unknown> }, response: { end: () => void }) => {
         if (request.headers['x-answered-elsewhere'] !== undefined) response.end()
       })
