@@ -37,10 +37,10 @@ set parameter   adds a version (numbered on from the last); --label moves that l
 list            names, types, version counts, stages and labels; never values
 delete          removes the secret or parameter with all its versions
 key             the local KMS keys, kept in the key file beside the store (store.keys.json
-                for store.yaml, mode 0600): create adds a key and prints its ARN; list shows ARNs, aliases
-                and whether each is enabled (never key material); disable makes a key refuse
-                every use until enabled again. KEY is a key id, key ARN, alias name or alias
-                ARN. A running agent picks the change up within about 50 ms.
+                for store.yaml, mode 0600): create adds a key and prints its ARN; list shows
+                ARNs, aliases and whether each is enabled (never key material); disable makes
+                a key refuse every use until enabled again. KEY is a key id, key ARN, alias
+                name or alias ARN. A running agent picks the change up within about 50 ms.
 
 Give VALUE as - to read it from stdin, so it lands in neither your shell history nor the
 process list (one trailing newline is dropped; --binary-file - keeps every byte). A VALUE

@@ -63,10 +63,10 @@ type Read = (at: number) => CacheResult<null> | undefined
  * at its end (`setImmediate`, after the loop's poll phase has read every request that came in).
  * Under load, an answer written at once reaches a client asleep waiting for it, and waking it is
  * the kernel's work on the agent's core, for every answer; answers written together find their
- * clients awake, and the next requests come in together too. That took a fifth off the CPU time
- * of a hit under wrk (docs/bench/findings.md, twelfth round). Otherwise every hit is answered as
- * soon as it is read: waiting for the end of the turn would only add latency when a few requests
- * come in at once.
+ * clients awake, and the next requests come in together too. That took about a quarter off the
+ * CPU time of a hit under wrk (docs/bench/findings.md, twelfth round). Otherwise every hit is
+ * answered as soon as it is read: waiting for the end of the turn would only add latency when a
+ * few requests come in at once.
  */
 export function fastPath (options: FastPathOptions): (request: IncomingMessage, response: ServerResponse) => boolean {
   const { reads, token, allow } = options

@@ -11,7 +11,6 @@ import type { Parameter, SecretValue } from '../providers/types.js'
 const nullableString = { type: ["string", "null"] }
 const nullableInteger = { type: ['integer', 'null'] }
 
-/** `true/false/1/0`, as the Lambda extension and the Secrets Manager Agent accept. */
 /**
  * A boolean query parameter: `true` or `false` in any case, `1` or `0`, as the Secrets Manager
  * Agent takes them (it lower-cases the value; Python's requests sends `True`).
