@@ -101,6 +101,9 @@ export class Reads {
    * - when upstream fails transiently, for the batch or for one id, an id with a last good value
    *   gets it (stale if error). The others are listed in `errors` with the failure's code, and
    *   when no id has a value at all, the batch answers the failure itself;
+   * - an id upstream left out of its answer (neither a value nor an error) is in `errors` as
+   *   `ServiceUnavailableException`, with no stale value: upstream may have answered for it under
+   *   another spelling;
    * - an ARN found to name a secret the allow-list refuses (`allowsSecretArn`) is in `refused`,
    *   and not cached.
    */

@@ -856,6 +856,8 @@ describe('fast path, busy: a turn\'s first hit answered at once, the rest togeth
       const ids = [API_KEY, DB, CERT]
       const warm = await exchange(side.port, ids.map((id) => getSecret(id)), 'pipelined')
       assert.deepEqual(warm.answers.map((a) => a.status), [200, 200, 200])
+      // A turn of BUSY_TURN hits: the agent counts as busy, and holds a turn's later hits.
+      await exchange(side.port, Array.from({ length: BUSY_TURN }, (_, i) => getSecret(ids[i % ids.length]!)), 'pipelined')
       const byFastify = side.fastify.count
       const connections = await Promise.all(Array.from({ length: 12 }, async () => Connection.open(side.port)))
       try {
