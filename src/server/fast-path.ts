@@ -132,14 +132,12 @@ export function fastPath (options: FastPathOptions): (request: IncomingMessage, 
     }
   }
 
-  /** Whether a hit was answered in this turn of the event loop, and how many hits it read. */
-  let turn = false
+  /** Hits read in this turn of the event loop (its first schedules `endTurn`). */
   let hits = 0
   /** Hits read in the last turn that read any: a busy loop's turns read several. */
   let lastHits = 0
   let taken: Taken[] = []
   const endTurn = (): void => {
-    turn = false
     lastHits = hits
     hits = 0
     const answering = taken
@@ -159,8 +157,7 @@ export function fastPath (options: FastPathOptions): (request: IncomingMessage, 
     }
     if (hit === undefined) return false
     hits += 1
-    if (!turn) {
-      turn = true
+    if (hits === 1) {
       setImmediate(endTurn)
       answer(response, hit, start)
     } else if (lastHits >= BUSY_TURN_HITS) {
