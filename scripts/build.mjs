@@ -17,7 +17,9 @@
 //   engines floor). @fastify/swagger stays outside: only the OpenAPI document uses it, and it
 //   reads its own package.json by path.
 // - The route schemas come compiled (scripts/precompile-schemas.ts, run here with tsx): fastify
-//   would otherwise compile them at every start (measured: 227 → 182 ms).
+//   would otherwise compile them at every start (measured: 227 → 182 ms). So do the answers the
+//   agent serialises itself: the bundle holds src/server/serialisers.ts's precompiled form, and
+//   the agent runs neither fast-json-stringify's compiler nor Ajv at start.
 // - Type checking is not done here: `npm run typecheck` (tsc --noEmit) does it.
 import { spawnSync } from 'node:child_process'
 import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
@@ -61,7 +63,24 @@ function precompileSchemas () {
     rmSync(dir, { recursive: true, force: true })
     throw new Error(`scripts/precompile-schemas.ts failed (${run.status ?? run.signal}):\n${run.stdout}${run.stderr}`)
   }
-  return { dir, index: join(dir, 'index.mjs') }
+  return { dir, index: join(dir, 'index.mjs'), serialisers: join(dir, 'serialisers.mjs') }
+}
+
+/**
+ * The bundle takes `replacement` wherever src/ imports `source` (both absolute paths; src/
+ * imports `x.ts` as `x.js`).
+ * @returns {esbuild.Plugin}
+ */
+function replaceModule (source, replacement) {
+  return {
+    name: 'replace-module',
+    setup (build) {
+      build.onResolve({ filter: /\.js$/ }, (args) => {
+        if (!args.path.startsWith('.') || !/[\\/]src[\\/]/.test(args.importer)) return undefined
+        return resolve(args.resolveDir, args.path).replace(/\.js$/, '.ts') === source ? { path: replacement } : undefined
+      })
+    }
+  }
 }
 
 /**
@@ -99,7 +118,7 @@ async function bundle (outdir, entryPoints, options, schemas) {
     external: ['@fastify/swagger'],
     banner: { js: BANNER },
     define: { __dirname: 'import.meta.dirname', __filename: 'import.meta.filename' },
-    plugins: schemas === null ? [] : [defineSchemaCompilers(schemas.index)],
+    plugins: schemas === null ? [] : [defineSchemaCompilers(schemas.index), replaceModule(join(ROOT, 'src', 'server', 'serialisers.ts'), schemas.serialisers)],
     // Beside the entry points (src/version.ts, above).
     chunkNames: '[name]-[hash]',
     sourcemap: true,

@@ -1,5 +1,5 @@
-import fastJson from 'fast-json-stringify'
 import type { Parameter, SecretValue } from '../providers/types.js'
+import { serialiser } from './serialisers.js'
 
 /**
  * JSON Schemas of the API, shared by the routes (validation, documentation) and by the
@@ -96,13 +96,23 @@ export function errorResponses (...statuses: number[]): Record<number, typeof er
   return Object.fromEntries(statuses.map((s) => [s, errorSchema]))
 }
 
-// The schemas use nullable type lists, which fast-json-stringify supports but does not type.
-const compile = (schema: object): (doc: unknown) => string => fastJson(schema as fastJson.AnySchema)
-const serialiseSecret = compile(getSecretValueSchema)
-const serialiseParameter = compile(getParameterSchema)
-const serialisePath = compile(getParametersByPathSchema)
-const serialiseBatch = compile(batchGetSchema)
-const serialiseError = compile(errorSchema)
+/**
+ * The answers the agent serialises itself: when a value is stored (the bytes are cached) and for
+ * every error. scripts/precompile-schemas.ts compiles these for the built agent.
+ */
+export const answerSchemas = {
+  secret: getSecretValueSchema,
+  parameter: getParameterSchema,
+  parameters: getParametersByPathSchema,
+  batch: batchGetSchema,
+  error: errorSchema
+}
+
+const serialiseSecret = serialiser(answerSchemas.secret)
+const serialiseParameter = serialiser(answerSchemas.parameter)
+const serialisePath = serialiser(answerSchemas.parameters)
+const serialiseBatch = serialiser(answerSchemas.batch)
+const serialiseError = serialiser(answerSchemas.error)
 
 export function secretShape (s: SecretValue): Record<string, unknown> {
   return {

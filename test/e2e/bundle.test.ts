@@ -4,12 +4,15 @@
  * their code (start-up time and memory, docs/bench/findings.md).
  */
 import assert from 'node:assert/strict'
-import { existsSync, readFileSync, readdirSync } from 'node:fs'
+import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { before, describe, it } from 'node:test'
 import { fileURLToPath } from 'node:url'
+import { startCli } from '../support/cli.js'
 
 const DIST = fileURLToPath(new URL('../../dist/', import.meta.url))
+const PACKAGE_JSON = fileURLToPath(new URL('../../package.json', import.meta.url))
 
 /** The chunks `entries` import statically, themselves included: what loading them loads. */
 function loadedWith (entries: string[]): Set<string> {
@@ -88,5 +91,56 @@ describe('the built agent', () => {
         assert.doesNotMatch(source, /\bimport\s*\(\s*"(?:node:)?https?"\s*\)/, `${file} imports node:http or node:https dynamically as ESM`)
       }
     }
+  })
+})
+
+/**
+ * The CommonJS modules (`node_modules/...` paths) a copy of dist/ runs from its start to its first
+ * 200 on a JSON store. esbuild wraps each bundled CommonJS module in a function its first
+ * `require` calls (`__commonJS`); the copy's helper notes each module as it runs.
+ */
+async function modulesRunToFirst200 (): Promise<string[]> {
+  const dir = mkdtempSync(join(tmpdir(), 'sa-bundle-run-'))
+  try {
+    cpSync(DIST, join(dir, 'dist'), { recursive: true })
+    cpSync(PACKAGE_JSON, join(dir, 'package.json'))
+    const HELPER = 'var __commonJS=(cb,mod)=>function __require2(){try{return mod||('
+    const helperFile = readdirSync(join(dir, 'dist')).filter((f) => f.endsWith('.js')).map((f) => join(dir, 'dist', f)).find((f) => readFileSync(f, 'utf8').includes(HELPER))
+    assert.ok(helperFile !== undefined, `no chunk of dist/ defines esbuild's __commonJS helper as ${HELPER}`)
+    writeFileSync(helperFile, readFileSync(helperFile, 'utf8').replace(HELPER, `${HELPER}(globalThis.__modulesRun??=[]).push(__getOwnPropNames(cb)[0]),`))
+    const report = "import { writeSync } from 'node:fs'; process.on('exit', () => { writeSync(2, `\\nMODULES RUN ${JSON.stringify(globalThis.__modulesRun ?? [])}\\n`) })"
+    const store = join(dir, 'store.json')
+    writeFileSync(store, JSON.stringify({ secrets: { 'app/db': 'from-store' } }))
+    const agent = startCli(['serve', '--provider', 'local', '--store', store, '--port', '0'], { HOME: dir, AWS_TOKEN: 'bundle-token' }, {
+      built: join(dir, 'dist', 'cli.js'),
+      nodeArgs: ['--import', `data:text/javascript,${encodeURIComponent(report)}`]
+    })
+    try {
+      const [, port] = await agent.waitFor(/"port":(\d+)/)
+      const answer = await fetch(`http://127.0.0.1:${port}/secretsmanager/get?secretId=app/db`, { headers: { 'X-Aws-Parameters-Secrets-Token': 'bundle-token' } })
+      assert.equal(answer.status, 200)
+      assert.equal(((await answer.json()) as { SecretString: string }).SecretString, 'from-store')
+      agent.child.kill('SIGTERM')
+      assert.equal(await agent.exited(), 0)
+    } finally {
+      agent.kill()
+    }
+    const listed = /MODULES RUN (\[.*\])/.exec(agent.output())?.[1]
+    assert.ok(listed !== undefined, `no list of modules run:\n${agent.output()}`)
+    return JSON.parse(listed) as string[]
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+describe('the built agent, from start to its first 200', () => {
+  before(() => { assert.ok(existsSync(join(DIST, 'cli.js')), 'dist/ is not built: run npm run build (npm test does it first)') })
+
+  it('compiles no schema: neither Ajv nor fast-json-stringify\'s compiler runs (they come compiled, scripts/precompile-schemas.ts)', async () => {
+    const run = await modulesRunToFirst200()
+    assert.ok(run.includes('node_modules/fastify/fastify.js'), 'the copy notes the modules it runs')
+    // The precompiled validators and serialisers use runtime helpers of both (ajv/dist/runtime/, lib/serializer.js).
+    const compilers = run.filter((m) => /(^|\/)node_modules\/(ajv\/dist\/(ajv|core)\.js|(.*\/)?fast-json-stringify\/index\.js|@fastify\/ajv-compiler\/)/.test(m))
+    assert.deepEqual(compilers, [])
   })
 })

@@ -15,9 +15,17 @@ export interface CliProcess {
   kill (): void
 }
 
+export interface CliStart {
+  /** A built cli.js to run instead of src/cli.ts (through tsx). */
+  built?: string
+  /** Node flags before the script. */
+  nodeArgs?: string[]
+}
+
 /** Runs the CLI from source as its own process, with only the given environment (plus PATH and HOME). */
-export function startCli (args: string[], env: NodeJS.ProcessEnv = {}): CliProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], {
+export function startCli (args: string[], env: NodeJS.ProcessEnv = {}, options: CliStart = {}): CliProcess {
+  const script = options.built === undefined ? ['--import', 'tsx', CLI] : [options.built]
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), ...script, ...args], {
     cwd: ROOT,
     env: { PATH: process.env.PATH, HOME: process.env.HOME, AWS_EC2_METADATA_DISABLED: 'true', NODE_NO_WARNINGS: '1', ...env },
     stdio: ['ignore', 'pipe', 'pipe']
