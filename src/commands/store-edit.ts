@@ -1,7 +1,8 @@
 import { isMap, isScalar, parseDocument, visit, type Document, type YAMLMap } from 'yaml'
 import type { ParameterType } from '../providers/types.js'
 import { JSON_NUMBER_TAG, JsonNumber, jsonText, parseJsonKeepingNumbers, setOwn } from '../json-numbers.js'
-import { StoreFormatError, keepWrittenText, type StoreModel, type StoredSecret } from '../providers/local/store.js'
+import { StoreFormatError, type StoreModel, type StoredSecret } from '../providers/local/store.js'
+import { keepWrittenText } from '../providers/local/store-yaml.js'
 
 /**
  * Edits of the local store file, as `secrets-agent store` makes them. Pure: text in, text out;

@@ -151,7 +151,7 @@ async function list (file: string, rest: string[], values: Values): Promise<numb
   if (rest.length > 0) throw new CommandError(EXIT.usage, 'list takes no arguments')
   const text = await readStore(file)
   if (text === null) throw new CommandError(EXIT.notFound, `no store at ${file}`)
-  await writeOut(listEntries(parseStore(text, REGION, file)).join('\n') + '\n')
+  await writeOut(listEntries(await parseStore(text, REGION, file)).join('\n') + '\n')
   return EXIT.ok
 }
 
@@ -176,11 +176,11 @@ async function edit (file: string, change: (text: string | null, doc: StoreDocum
   await mkdir(dirname(file), { recursive: true, mode: 0o700 })
   await withFileLock(file, async () => {
     const text = await readStore(file)
-    const model = text === null ? parseStore('{}', REGION, 'new.json') : parseStore(text, REGION, file)
+    const model = text === null ? await parseStore('{}', REGION, 'new.json') : await parseStore(text, REGION, file)
     const doc = openStoreDocument(text ?? '', file)
     change(text, doc, model)
     const next = doc.toString()
-    parseStore(next, REGION, file)
+    await parseStore(next, REGION, file)
     await save(file, next)
   })
 }

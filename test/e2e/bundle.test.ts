@@ -133,14 +133,21 @@ async function modulesRunToFirst200 (): Promise<string[]> {
   }
 }
 
-describe('the built agent, from start to its first 200', () => {
-  before(() => { assert.ok(existsSync(join(DIST, 'cli.js')), 'dist/ is not built: run npm run build (npm test does it first)') })
-
-  it('compiles no schema: neither Ajv nor fast-json-stringify\'s compiler runs (they come compiled, scripts/precompile-schemas.ts)', async () => {
-    const run = await modulesRunToFirst200()
+describe('the built agent, from start to its first 200 on a JSON store', () => {
+  let run: string[]
+  before(async () => {
+    assert.ok(existsSync(join(DIST, 'cli.js')), 'dist/ is not built: run npm run build (npm test does it first)')
+    run = await modulesRunToFirst200()
     assert.ok(run.includes('node_modules/fastify/fastify.js'), 'the copy notes the modules it runs')
+  })
+
+  it('compiles no schema: neither Ajv nor fast-json-stringify\'s compiler runs (they come compiled, scripts/precompile-schemas.ts)', () => {
     // The precompiled validators and serialisers use runtime helpers of both (ajv/dist/runtime/, lib/serializer.js).
     const compilers = run.filter((m) => /(^|\/)node_modules\/(ajv\/dist\/(ajv|core)\.js|(.*\/)?fast-json-stringify\/index\.js|@fastify\/ajv-compiler\/)/.test(m))
     assert.deepEqual(compilers, [])
+  })
+
+  it('runs no YAML parser', () => {
+    assert.deepEqual(run.filter((m) => m.startsWith('node_modules/yaml/')), [])
   })
 })

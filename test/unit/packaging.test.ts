@@ -403,7 +403,7 @@ describe('docker/compose.yaml', () => {
     const mounts = (agent?.volumes ?? []).map(composeMount)
     const storeMount = mounts.find((m) => m.target === config.store)
     assert.ok(storeMount, `${config.store} is not mounted`)
-    const model = parseStore(read(posix.join('docker', storeMount.source)), 'us-east-1', storeMount.source)
+    const model = await parseStore(read(posix.join('docker', storeMount.source)), 'us-east-1', storeMount.source)
     assert.ok(model.secrets.size > 0 && model.parameters.size > 0)
     const storeDir = mounts.find((m) => m.target === posix.dirname(config.store ?? ''))
     assert.ok(storeDir !== undefined && !storeDir.readOnly, 'the key file beside the store needs a writable volume')

@@ -8,8 +8,8 @@ import { JsonNumber, jsonText, parseJsonKeepingNumbers } from '../../src/json-nu
 const REGION = 'eu-central-1'
 
 describe('parseStore', () => {
-  it('reads the shorthand forms: a string secret and a string parameter', () => {
-    const model = parseStore('secrets:\n  a: hello\nparameters:\n  /p: world\n', REGION)
+  it('reads the shorthand forms: a string secret and a string parameter', async () => {
+    const model = await parseStore('secrets:\n  a: hello\nparameters:\n  /p: world\n', REGION)
     const secret = model.secrets.get('a')
     assert.equal(secret?.versions.length, 1)
     assert.equal(secret?.versions[0]?.secretString, 'hello')
@@ -20,16 +20,16 @@ describe('parseStore', () => {
     assert.equal(parameter?.versions[0]?.version, 1)
   })
 
-  it('stores json: versions as JSON strings and binary: as bytes', () => {
-    const model = parseStore('secrets:\n  j:\n    json: { user: u, port: 5 }\n  b:\n    binary: aGVsbG8=\n', REGION)
+  it('stores json: versions as JSON strings and binary: as bytes', async () => {
+    const model = await parseStore('secrets:\n  j:\n    json: { user: u, port: 5 }\n  b:\n    binary: aGVsbG8=\n', REGION)
     assert.equal(model.secrets.get('j')?.versions[0]?.secretString, '{"user":"u","port":5}')
     assert.equal(Buffer.from(model.secrets.get('b')?.versions[0]?.secretBinary ?? []).toString(), 'hello')
   })
 
-  it('gives AWS-shaped ARNs in the configured region with the local account, stable across parses', () => {
+  it('gives AWS-shaped ARNs in the configured region with the local account, stable across parses', async () => {
     const text = 'secrets:\n  app/db: x\nparameters:\n  /app/p: y\n  rel: z\n'
-    const first = parseStore(text, REGION)
-    const second = parseStore(text, REGION)
+    const first = await parseStore(text, REGION)
+    const second = await parseStore(text, REGION)
     assert.match(first.secrets.get('app/db')?.arn ?? '', /^arn:aws:secretsmanager:eu-central-1:000000000000:secret:app\/db-[A-Za-z0-9]{6}$/)
     assert.equal(first.secrets.get('app/db')?.arn, second.secrets.get('app/db')?.arn)
     assert.equal(first.secrets.get('app/db')?.versions[0]?.versionId, second.secrets.get('app/db')?.versions[0]?.versionId)
@@ -38,21 +38,21 @@ describe('parseStore', () => {
     assert.equal(secretArn('app/db', REGION), first.secrets.get('app/db')?.arn)
   })
 
-  it('numbers parameter versions from 1 and keeps their labels', () => {
-    const model = parseStore('parameters:\n  /p:\n    type: SecureString\n    versions:\n      - value: one\n      - value: two\n        labels: [Dev, prod]\n', REGION)
+  it('numbers parameter versions from 1 and keeps their labels', async () => {
+    const model = await parseStore('parameters:\n  /p:\n    type: SecureString\n    versions:\n      - value: one\n      - value: two\n        labels: [Dev, prod]\n', REGION)
     const p = model.parameters.get('/p')
     assert.equal(p?.type, 'SecureString')
     assert.deepEqual(p?.versions.map((v) => [v.version, v.value, v.labels]), [[1, 'one', []], [2, 'two', ['Dev', 'prod']]])
   })
 
-  it('reads the same store written as JSON', () => {
-    const model = parseStore(JSON.stringify({ secrets: { s: 'v' }, parameters: { '/p': { type: 'StringList', value: 'a,b' } } }), REGION, 'store.json')
+  it('reads the same store written as JSON', async () => {
+    const model = await parseStore(JSON.stringify({ secrets: { s: 'v' }, parameters: { '/p': { type: 'StringList', value: 'a,b' } } }), REGION, 'store.json')
     assert.equal(model.secrets.get('s')?.versions[0]?.secretString, 'v')
     assert.equal(model.parameters.get('/p')?.type, 'StringList')
   })
 
-  it('parses the example store that dev writes, with AWSCURRENT and AWSPREVIOUS versions', () => {
-    const model = parseStore(defaultStoreText(), REGION)
+  it('parses the example store that dev writes, with AWSCURRENT and AWSPREVIOUS versions', async () => {
+    const model = await parseStore(defaultStoreText(), REGION)
     const db = model.secrets.get('dev/example/database')
     assert.deepEqual(db?.versions.map((v) => v.stages), [['AWSCURRENT'], ['AWSPREVIOUS']])
     const current = JSON.parse(db?.versions[0]?.secretString ?? '{}') as Record<string, unknown>
@@ -61,8 +61,8 @@ describe('parseStore', () => {
     assert.equal(model.parameters.get('/dev/example/db-password')?.type, 'SecureString')
   })
 
-  it('serves an unquoted value that YAML would read as a number or a boolean as it is written', () => {
-    const model = parseStore([
+  it('serves an unquoted value that YAML would read as a number or a boolean as it is written', async () => {
+    const model = await parseStore([
       'secrets:',
       '  app/pin: 0042',
       '  json: 0123',
@@ -94,28 +94,28 @@ describe('parseStore', () => {
     assert.equal(value('/app/obj'), '0x10')
   })
 
-  it('serves the numbers of a json: value as written, where JSON can write them so', () => {
-    const model = parseStore('secrets:\n  app/ids:\n    json: { id: 12345678901234567890, ratio: 1.10, list: [1.50, -0.0, 1e400], hex: 0x1F }\n', REGION)
+  it('serves the numbers of a json: value as written, where JSON can write them so', async () => {
+    const model = await parseStore('secrets:\n  app/ids:\n    json: { id: 12345678901234567890, ratio: 1.10, list: [1.50, -0.0, 1e400], hex: 0x1F }\n', REGION)
     assert.equal(model.secrets.get('app/ids')?.versions[0]?.secretString, '{"id":12345678901234567890,"ratio":1.10,"list":[1.50,-0.0,1e400],"hex":31}')
   })
 
-  it('reads a JSON store\'s numbers as written too, and a key given twice as JSON.parse does', () => {
-    const model = parseStore(JSON.stringify({ parameters: { '/app/placeholder': 'x' }, secrets: { 'app/ids': { json: { id: 'X' } } } })
+  it('reads a JSON store\'s numbers as written too, and a key given twice as JSON.parse does', async () => {
+    const model = await parseStore(JSON.stringify({ parameters: { '/app/placeholder': 'x' }, secrets: { 'app/ids': { json: { id: 'X' } } } })
       .replace('"x"', '1.10').replace('"X"', '12345678901234567890'), REGION, 'store.json')
-    const twice = parseStore('{"parameters":{"/a":"first","/a":"second"}}', REGION, 'store.json')
+    const twice = await parseStore('{"parameters":{"/a":"first","/a":"second"}}', REGION, 'store.json')
 
     assert.equal(model.parameters.get('/app/placeholder')?.versions[0]?.value, '1.10')
     assert.equal(model.secrets.get('app/ids')?.versions[0]?.secretString, '{"id":12345678901234567890}')
     assert.equal(twice.parameters.get('/a')?.versions[0]?.value, 'second')
   })
 
-  it('keeps the numbers of json: values and JSON stores as written when the store CLI edits another entry', () => {
+  it('keeps the numbers of json: values and JSON stores as written when the store CLI edits another entry', async () => {
     const yaml = openStoreDocument('secrets:\n  app/ids:\n    json: { id: 12345678901234567890, ratio: 1.10 }\n', 'store.yaml')
     const json = openStoreDocument('{"parameters":{"/app/version":1.10},"secrets":{"app/ids":{"json":{"id":12345678901234567890,"note":"a \\"quoted\\" 1.10"}}}}', 'store.json')
     for (const doc of [yaml, json]) doc.set('parameter', '/app/other', 'v')
 
-    const fromYaml = parseStore(yaml.toString(), REGION)
-    const fromJson = parseStore(json.toString(), REGION, 'store.json')
+    const fromYaml = await parseStore(yaml.toString(), REGION)
+    const fromJson = await parseStore(json.toString(), REGION, 'store.json')
 
     assert.equal(fromYaml.secrets.get('app/ids')?.versions[0]?.secretString, '{"id":12345678901234567890,"ratio":1.10}')
     assert.equal(fromJson.secrets.get('app/ids')?.versions[0]?.secretString, '{"id":12345678901234567890,"note":"a \\"quoted\\" 1.10"}')
@@ -123,14 +123,14 @@ describe('parseStore', () => {
     assert.match(json.toString(), /^ {4}"\/app\/version": 1\.10,$/m, 'written as JSON.stringify indents')
   })
 
-  it('adds a version to a secret or parameter written as one number, keeping that number as the old version', () => {
+  it('adds a version to a secret or parameter written as one number, keeping that number as the old version', async () => {
     const now = new Date('2026-11-30T00:00:00Z')
     for (const [text, file] of [['{"secrets":{"app/pin":1.10},"parameters":{"/app/version":1.10}}', 'store.json'], ['secrets:\n  app/pin: 8080\nparameters:\n  /app/version: 1.10\n', 'store.yaml']] as const) {
       const doc = openStoreDocument(text, file)
-      const before = parseStore(text, REGION, file)
+      const before = await parseStore(text, REGION, file)
       doc.set('secret', 'app/pin', addSecretVersion(doc.get('secret', 'app/pin'), before.secrets.get('app/pin'), { string: 'new-pin' }, 'AWSCURRENT', '4d1a2b3c-0000-4000-8000-000000000001', now))
       doc.set('parameter', '/app/version', addParameterVersion(doc.get('parameter', '/app/version'), '2.0', undefined, undefined, now))
-      const after = parseStore(doc.toString(), REGION, file)
+      const after = await parseStore(doc.toString(), REGION, file)
 
       const pin = after.secrets.get('app/pin')?.versions ?? []
       assert.deepEqual(pin.map((v) => [v.stages, v.secretString]), [[['AWSPREVIOUS'], file === 'store.json' ? '1.10' : '8080'], [['AWSCURRENT'], 'new-pin']], file)
@@ -138,31 +138,31 @@ describe('parseStore', () => {
     }
   })
 
-  it('keeps the numbers of a YAML json: value as written in the versions an edit of that secret keeps', () => {
+  it('keeps the numbers of a YAML json: value as written in the versions an edit of that secret keeps', async () => {
     const doc = openStoreDocument('secrets:\n  s:\n    json: { v: 1.10, e: 1e3, z: -0, i: 1e400, w: 12345678901234567890 }\n', 'store.yaml')
-    const before = parseStore(doc.toString(), REGION)
+    const before = await parseStore(doc.toString(), REGION)
     doc.set('secret', 's', addSecretVersion(doc.get('secret', 's'), before.secrets.get('s'), { json: { n: new JsonNumber('2.50') } }, 'AWSCURRENT', '4d1a2b3c-0000-4000-8000-000000000002', new Date(0)))
-    const after = parseStore(doc.toString(), REGION)
+    const after = await parseStore(doc.toString(), REGION)
 
     assert.deepEqual(after.secrets.get('s')?.versions.map((v) => v.secretString), ['{"v":1.10,"e":1e3,"z":-0,"i":1e400,"w":12345678901234567890}', '{"n":2.50}'])
   })
 
-  it('keeps a JSON store\'s entry named __proto__ through reading and edits', () => {
+  it('keeps a JSON store\'s entry named __proto__ through reading and edits', async () => {
     const doc = openStoreDocument('{"secrets":{"__proto__":"proto-value","app/n":{"json":{"v":1.10}}}}', 'store.json')
     doc.set('secret', '__proto__', 'second-proto')
     doc.set('parameter', '__proto__', 'param-proto')
-    const model = parseStore(doc.toString(), REGION, 'store.json')
+    const model = await parseStore(doc.toString(), REGION, 'store.json')
 
     assert.equal(model.secrets.get('__proto__')?.versions[0]?.secretString, 'second-proto')
     assert.equal(model.parameters.get('__proto__')?.versions.at(-1)?.value, 'param-proto')
     assert.equal(model.secrets.get('app/n')?.versions[0]?.secretString, '{"v":1.10}')
   })
 
-  it('adds a secret named __proto__ to a store that has none, as the CLI does', () => {
+  it('adds a secret named __proto__ to a store that has none, as the CLI does', async () => {
     for (const file of ['store.yaml', 'store.json']) {
       const doc = openStoreDocument(file === 'store.json' ? '{"secrets":{}}' : 'secrets: {}\n', file)
       doc.set('secret', '__proto__', addSecretVersion(doc.get('secret', '__proto__'), undefined, { string: 'fresh-proto' }, 'AWSCURRENT', '4d1a2b3c-0000-4000-8000-000000000003', new Date(0)))
-      assert.equal(parseStore(doc.toString(), REGION, file).secrets.get('__proto__')?.versions[0]?.secretString, 'fresh-proto', file)
+      assert.equal((await parseStore(doc.toString(), REGION, file)).secrets.get('__proto__')?.versions[0]?.secretString, 'fresh-proto', file)
     }
   })
 
@@ -173,26 +173,26 @@ describe('parseStore', () => {
     assert.deepEqual(parseJsonKeepingNumbers('{"s":"1.10 \\" 2.50","n":[2.50,0.5,-0,1e3]}'), { s: '1.10 " 2.50', n: [new JsonNumber('2.50'), 0.5, new JsonNumber('-0'), new JsonNumber('1e3')] })
   })
 
-  it('keeps values written as numbers as they were when the store CLI edits another entry', () => {
+  it('keeps values written as numbers as they were when the store CLI edits another entry', async () => {
     const text = 'parameters:\n  /app/account: 012345678901 # the account\n  /app/big: 12345678901234567890\n  0123: x\n  /app/level: 3\n'
     const doc = openStoreDocument(text, 'store.yaml')
     doc.set('parameter', '/app/new', 'v')
     const next = doc.toString()
-    const model = parseStore(next, REGION)
+    const model = await parseStore(next, REGION)
     const value = (name: string): string | undefined => model.parameters.get(name)?.versions[0]?.value
     assert.deepEqual(['/app/account', '/app/big', '0123', '/app/level', '/app/new'].map(value), ['012345678901', '12345678901234567890', 'x', '3', 'v'])
     assert.match(next, /^ {2}\/app\/level: 3$/m, 'a number YAML writes back the same is left as written')
     assert.match(next, /# the account/)
   })
 
-  it('reads a secret written as a number or a boolean as its text, as a parameter', () => {
-    const model = parseStore('secrets:\n  app/port: 8080\n  app/on: true\n', REGION)
+  it('reads a secret written as a number or a boolean as its text, as a parameter', async () => {
+    const model = await parseStore('secrets:\n  app/port: 8080\n  app/on: true\n', REGION)
     assert.equal(model.secrets.get('app/port')?.versions[0]?.secretString, '8080')
     assert.equal(model.secrets.get('app/on')?.versions[0]?.secretString, 'true')
   })
 
-  it('treats an empty file as an empty store', () => {
-    const model = parseStore('', REGION)
+  it('treats an empty file as an empty store', async () => {
+    const model = await parseStore('', REGION)
     assert.equal(model.secrets.size + model.parameters.size, 0)
   })
 
@@ -212,8 +212,8 @@ describe('parseStore', () => {
       ['an unknown key in a version', 'secrets:\n  a:\n    versions:\n      - stages: [AWSCURRENT]\n        strin: x\n', /unknown key "strin"/]
     ]
     for (const [what, text, message] of cases) {
-      it(what, () => {
-        assert.throws(() => parseStore(text, REGION, 'store.yaml'), (error: unknown) => {
+      it(what, async () => {
+        await assert.rejects(async () => parseStore(text, REGION, 'store.yaml'), (error: unknown) => {
           assert.ok(error instanceof StoreFormatError)
           assert.match(error.message, message)
           return true
@@ -222,7 +222,7 @@ describe('parseStore', () => {
     }
   })
 
-  it('never puts a value from the file in its error messages', () => {
+  it('never puts a value from the file in its error messages', async () => {
     const secretValue = 'hunter2-super-secret'
     const texts = [
       `secrets:\n  a:\n    string: ${secretValue}\n    binary: ${secretValue}\n`,
@@ -230,7 +230,7 @@ describe('parseStore', () => {
       `{"secrets": {"a": "${secretValue}"`
     ]
     for (const [i, text] of texts.entries()) {
-      assert.throws(() => parseStore(text, REGION, i === 2 ? 'store.json' : 'store.yaml'), (error: unknown) => {
+      await assert.rejects(async () => parseStore(text, REGION, i === 2 ? 'store.json' : 'store.yaml'), (error: unknown) => {
         assert.ok(error instanceof StoreFormatError)
         assert.ok(!error.message.includes(secretValue), error.message)
         return true

@@ -68,7 +68,7 @@ export class LocalProvider implements Provider {
 
   static async open (options: LocalProviderOptions): Promise<LocalProvider> {
     const text = await readStoreText(options.storeFile)
-    const model = parseStore(text, options.region, options.storeFile)
+    const model = await parseStore(text, options.region, options.storeFile)
     const digest = digestOf(text)
     const kms = await LocalKms.open({ keyFile: options.keyFile ?? defaultKeyFile(options.storeFile), region: options.region })
     const provider = new LocalProvider(model, kms, options)
@@ -166,7 +166,7 @@ export class LocalProvider implements Provider {
         // Text already in service, or already refused: nothing to do, nothing more to say.
         digest = digestOf(text)
         if (digest === this.#digest || digest === this.#refused) return
-        model = parseStore(text, this.#options.region, this.#options.storeFile)
+        model = await parseStore(text, this.#options.region, this.#options.storeFile)
       } catch (error) {
         this.#refused = digest
         this.#options.logger.error({ err: { message: (error as Error).message } }, 'local store not reloaded; the last good store stays in service')
