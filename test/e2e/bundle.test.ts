@@ -150,4 +150,9 @@ describe('the built agent, from start to its first 200 on a JSON store', () => {
   it('runs no YAML parser', () => {
     assert.deepEqual(run.filter((m) => m.startsWith('node_modules/yaml/')), [])
   })
+
+  it('runs no OpenTelemetry API: prom-client requires it for exemplars, which the agent does not turn on', () => {
+    assert.ok(run.includes('node_modules/prom-client/lib/metrics/processCpuTotal.js'), 'prom-client\'s CPU collector runs')
+    assert.deepEqual(run.filter((m) => m.startsWith('node_modules/@opentelemetry/')), [])
+  })
 })
