@@ -639,13 +639,17 @@ interface Results {
   goals: Goal[]
 }
 
+/** wrk's version line; null when it is not installed. */
+async function wrkVersion (): Promise<string | null> {
+  return runChild('wrk', ['--version'], { timeoutMs: 5000 }).then((r) => (r.stdout + r.stderr).split('\n')[0]?.trim() ?? null, () => null)
+}
+
 async function machine (): Promise<Record<string, unknown>> {
-  const wrkVersion = await runChild('wrk', ['--version'], { timeoutMs: 5000 }).then((r) => (r.stdout + r.stderr).split('\n')[0]?.trim() ?? null, () => null)
   const git = async (args: string[]): Promise<string | null> => runChild('git', args, { cwd: ROOT, timeoutMs: 10_000 }).then((r) => r.code === 0 ? r.stdout.trim() : null, () => null)
   const commit = await git(['rev-parse', '--short', 'HEAD'])
   const changed = await git(['status', '--porcelain', '--', 'src'])
   const cpuModel = /^model name\s*:\s*(.*)$/m.exec(existsSync('/proc/cpuinfo') ? readFileSync('/proc/cpuinfo', 'utf8') : '')?.[1] ?? null
-  return { node: process.version, kernel: release(), cpus: CPUS, cpuModel, pinned: PINNING, serverCpu: PINNING ? SERVER_CPU : null, loadGeneratorCpu: PINNING ? LOADGEN_CPU : null, wrk: wrkVersion, source: { commit, uncommittedFilesInSrc: changed === null ? null : changed.split('\n').filter((l) => l !== '').length }, loadAverageAtStart: loadavg().map((l) => round(l, 2)) }
+  return { node: process.version, kernel: release(), cpus: CPUS, cpuModel, pinned: PINNING, serverCpu: PINNING ? SERVER_CPU : null, loadGeneratorCpu: PINNING ? LOADGEN_CPU : null, wrk: null, source: { commit, uncommittedFilesInSrc: changed === null ? null : changed.split('\n').filter((l) => l !== '').length }, loadAverageAtStart: loadavg().map((l) => round(l, 2)) }
 }
 
 const envText = (env: Record<string, string>): string => environmentText(env) || 'no environment of the image'
@@ -699,6 +703,8 @@ async function main (): Promise<void> {
     rmSync(dir, { recursive: true, force: true })
   }
   results.machine.loadAverageAtEnd = loadavg().map((l) => round(l, 2))
+  // After the runs: the hit part installs wrk when it is missing.
+  results.machine.wrk = await wrkVersion()
   results.goals = goals(results.hit, results.start, results.memory)
   log('\n' + report(results) + '\n')
   if (s.outDir !== null) {

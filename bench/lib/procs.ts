@@ -71,9 +71,16 @@ export async function runChild (command: string, args: readonly string[], option
   child.stdout?.on('data', (chunk: Buffer) => { stdout += chunk.toString('utf8') })
   child.stderr?.on('data', (chunk: Buffer) => { stderr += chunk.toString('utf8') })
   const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs)
-  const code = await new Promise<number | null>((resolve) => child.once('close', (c) => resolve(c)))
-  clearTimeout(timer)
-  return { code, stdout, stderr }
+  try {
+    // 'error': the command could not be run (not installed, not executable).
+    const code = await new Promise<number | null>((resolve, reject) => {
+      child.once('close', (c) => resolve(c))
+      child.once('error', reject)
+    })
+    return { code, stdout, stderr }
+  } finally {
+    clearTimeout(timer)
+  }
 }
 
 const hasTaskset = spawnSync('taskset', ['--version'], { stdio: 'ignore' }).status === 0
