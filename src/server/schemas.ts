@@ -1,5 +1,5 @@
 import type { Parameter, SecretValue } from '../providers/types.js'
-import { serialiser } from './serialisers.js'
+import { serialiser, type Serialiser } from './serialisers.js'
 
 /**
  * JSON Schemas of the API, shared by the routes (validation, documentation) and by the
@@ -98,7 +98,8 @@ export function errorResponses (...statuses: number[]): Record<number, typeof er
 
 /**
  * The answers the agent serialises itself: when a value is stored (the bytes are cached) and for
- * every error. scripts/precompile-schemas.ts compiles these for the built agent.
+ * every error. scripts/precompile-schemas.ts compiles these for the built agent, whose
+ * serialiser has no others: an answer needs its schema here.
  */
 export const answerSchemas = {
   secret: getSecretValueSchema,
@@ -108,11 +109,7 @@ export const answerSchemas = {
   error: errorSchema
 }
 
-const serialiseSecret = serialiser(answerSchemas.secret)
-const serialiseParameter = serialiser(answerSchemas.parameter)
-const serialisePath = serialiser(answerSchemas.parameters)
-const serialiseBatch = serialiser(answerSchemas.batch)
-const serialiseError = serialiser(answerSchemas.error)
+const serialise = Object.fromEntries(Object.entries(answerSchemas).map(([name, schema]) => [name, serialiser(schema)])) as Record<keyof typeof answerSchemas, Serialiser>
 
 export function secretShape (s: SecretValue): Record<string, unknown> {
   return {
@@ -155,23 +152,23 @@ export function ownBytes (text: string): Buffer {
 
 /** A GetSecretValue answer, in bytes of its own (it is cached). */
 export function secretBody (s: SecretValue): Buffer {
-  return ownBytes(serialiseSecret({ ...secretShape(s), ResultMetadata: {} }))
+  return ownBytes(serialise.secret({ ...secretShape(s), ResultMetadata: {} }))
 }
 
 /** A GetParameter answer, in bytes of its own (it is cached). */
 export function parameterBody (p: Parameter): Buffer {
-  return ownBytes(serialiseParameter({ Parameter: parameterShape(p), ResultMetadata: {} }))
+  return ownBytes(serialise.parameter({ Parameter: parameterShape(p), ResultMetadata: {} }))
 }
 
 /** A GetParametersByPath answer, in bytes of its own (it is cached). */
 export function parametersBody (list: Parameter[]): Buffer {
-  return ownBytes(serialisePath({ Parameters: list.map(parameterShape) }))
+  return ownBytes(serialise.parameters({ Parameters: list.map(parameterShape) }))
 }
 
 export function batchBody (values: SecretValue[], errors: Array<{ SecretId: string, ErrorCode: string, Message: string }>): string {
-  return serialiseBatch({ SecretValues: values.map(secretShape), Errors: errors })
+  return serialise.batch({ SecretValues: values.map(secretShape), Errors: errors })
 }
 
 export function errorBody (type: string, message: string): string {
-  return serialiseError({ __type: type, message })
+  return serialise.error({ __type: type, message })
 }

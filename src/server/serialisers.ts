@@ -10,7 +10,8 @@ export type Serialiser = (doc: unknown) => string
  *
  * The built agent does not run this module: `npm run build` bundles its precompiled form instead
  * (scripts/precompile-schemas.ts), which has the schemas of schemas.ts's `answerSchemas` compiled
- * ahead and refuses any other. fast-json-stringify builds an Ajv instance for each serialiser,
+ * ahead and refuses any other. schemas.ts alone calls it, on each of those, as it loads (a test
+ * holds it so): the built agent would otherwise meet a refusal only where the call runs. fast-json-stringify builds an Ajv instance for each serialiser,
  * and loading and running Ajv was most of what the agent's start took beyond a bare fastify
  * server's (issue 8).
  */

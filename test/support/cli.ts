@@ -22,7 +22,7 @@ export interface CliStart {
   nodeArgs?: string[]
 }
 
-/** Runs the CLI from source as its own process, with only the given environment (plus PATH and HOME). */
+/** Runs the CLI as its own process, from source or `options.built`, with only the given environment (plus PATH and HOME). */
 export function startCli (args: string[], env: NodeJS.ProcessEnv = {}, options: CliStart = {}): CliProcess {
   const script = options.built === undefined ? ['--import', 'tsx', CLI] : [options.built]
   const child = spawn(process.execPath, [...(options.nodeArgs ?? []), ...script, ...args], {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
@@ -40,6 +40,14 @@ describe('answer serialisers', () => {
     const written = structuredClone(schema)
     assert.equal(serialiser(schema)({ a: null }), '{"a":null}')
     assert.deepEqual(schema, written)
+  })
+
+  it('are compiled by schemas.ts alone, which the built agent loads at start: it has no others', () => {
+    const importers = readdirSync(join(ROOT, 'src'), { recursive: true, encoding: 'utf8' })
+      .filter((file) => file.endsWith('.ts') && /from '[./]*(server\/)?serialisers\.js'/.test(readFileSync(join(ROOT, 'src', file), 'utf8')))
+    assert.deepEqual(importers, [join('server', 'schemas.ts')])
+    const calls = readFileSync(join(ROOT, 'src', 'server', 'schemas.ts'), 'utf8').match(/\bserialiser\([^)]*\)/g)
+    assert.deepEqual(calls, ['serialiser(schema)'], 'schemas.ts compiles each of answerSchemas, in one place')
   })
 
   describe('precompiled for the built agent (scripts/precompile-schemas.ts)', () => {

@@ -4,7 +4,8 @@ import { JsonNumber, jsonText, parseJsonKeepingNumbers, setOwn } from '../../jso
 
 /**
  * The local store: a developer's YAML or JSON file of secrets and parameters, kept in plaintext.
- * This module turns the file's text into an in-memory model and nothing else; it does no I/O.
+ * This module turns the file's text into an in-memory model and nothing else; it reads no file
+ * (the YAML parser, store-yaml.ts, is imported with the first YAML store).
  *
  * ```yaml
  * secrets:
@@ -112,8 +113,10 @@ function parseJson (text: string): unknown {
 export async function parseStore (text: string, region: string, fileName = 'store'): Promise<StoreModel> {
   let doc: unknown
   const json = fileName.endsWith('.json')
+  // Outside the try: a parser that cannot be loaded is not the file's fault.
+  const parse = json ? parseJson : (await import('./store-yaml.js')).parseYaml
   try {
-    doc = json ? parseJson(text) : (await import('./store-yaml.js')).parseYaml(text)
+    doc = parse(text)
   } catch (error) {
     throw new StoreFormatError(`${fileName}: cannot parse: ${describeParseError(error, json)}`)
   }
