@@ -1,7 +1,7 @@
 import { isPair, isScalar, parseDocument, visit, type Document } from 'yaml'
 import { JSON_NUMBER, JsonNumber } from '../../json-numbers.js'
 
-/** Reading a YAML store (store.ts), apart: the YAML parser loads only with the first YAML store. */
+// Reading a YAML store (store.ts), apart: the YAML parser loads only with the first YAML store.
 
 /**
  * Gives back, as the text written, every unquoted scalar that YAML reads as a number or a boolean
