@@ -3,12 +3,15 @@ import type { CacheResult } from '../../cache/secret-cache.js'
 import { Errors } from '../errors.js'
 import { JSON_TYPE, MAX_ID_BYTES } from '../limits.js'
 
+/** A schema pattern: text without control characters. */
+export const NO_CONTROL_CHARACTERS = '^[^\\u0000-\\u001f\\u007f]+$'
+
 /** An id: 1 to 2048 bytes, no control characters (checked in bytes by `checkId` too). */
 export const idSchema = {
   type: 'string',
   minLength: 1,
   maxLength: MAX_ID_BYTES,
-  pattern: '^[^\\u0000-\\u001f\\u007f]+$'
+  pattern: NO_CONTROL_CHARACTERS
 }
 
 export function checkId (id: string, field: string): string {

@@ -6,7 +6,7 @@ import { Errors } from '../errors.js'
 import { secretFromBody, type Reads } from '../reads.js'
 import { batchGetSchema, batchBody, booleanFlag, errorResponses, getSecretValueSchema } from '../schemas.js'
 import { JSON_TYPE } from '../limits.js'
-import { checkId, flag, idSchema, sendCached } from './common.js'
+import { NO_CONTROL_CHARACTERS, checkId, flag, idSchema, sendCached } from './common.js'
 
 interface SecretQuery {
   versionId?: string
@@ -17,8 +17,8 @@ interface SecretQuery {
 
 const secretQueryProperties = {
   // Any ClientRequestToken becomes a VersionId: AWS bounds its length only (UUIDs are the SDKs' default).
-  versionId: { type: 'string', minLength: 32, maxLength: 64, pattern: '^[^\\u0000-\\u001f\\u007f]+$' },
-  versionStage: { type: 'string', minLength: 1, maxLength: 256, pattern: '^[^\\u0000-\\u001f\\u007f]+$' },
+  versionId: { type: 'string', minLength: 32, maxLength: 64, pattern: NO_CONTROL_CHARACTERS },
+  versionStage: { type: 'string', minLength: 1, maxLength: 256, pattern: NO_CONTROL_CHARACTERS },
   refreshNow: booleanFlag,
   field: { type: 'string', minLength: 1, maxLength: 1024 }
 }
